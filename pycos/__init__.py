@@ -1,0 +1,33 @@
+"""pycos: concurrent, asynchronous and distributed programming with generator tasks.
+
+This facade re-exports layers L0-L2 (errors, logging, the scheduler and tasks, synchronisation,
+channels, thread pools). ``import pycos.netpycos`` adds the networked node.
+"""
+
+from ._log import logger
+from .core import (
+    READ,
+    WRITE,
+    Clock,
+    ConcurrentWaitError,
+    FakeClock,
+    MonitorStatus,
+    Pycos,
+    SystemClock,
+    Task,
+    WaitQueue,
+)
+from .errors import ContextError, HotSwapException, InternalError, PeerLost, PycosError
+
+__version__ = "5.0.0.dev0"
+
+#: asyncoro's names.
+Coro = Task
+AsynCoro = Pycos
+AsynCoro.cur_coro = Pycos.cur_task  # type: ignore[attr-defined]
+
+__all__ = [
+    "logger", "Pycos", "Task", "MonitorStatus", "WaitQueue", "Clock", "SystemClock", "FakeClock",
+    "READ", "WRITE", "ConcurrentWaitError", "PycosError", "InternalError", "ContextError",
+    "HotSwapException", "PeerLost", "Coro", "AsynCoro", "__version__",
+]
