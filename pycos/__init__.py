@@ -5,6 +5,7 @@ channels, thread pools). ``import pycos.netpycos`` adds the networked node.
 """
 
 from ._log import logger
+from .channel import Channel
 from .core import (
     READ,
     WRITE,
@@ -18,6 +19,9 @@ from .core import (
     WaitQueue,
 )
 from .errors import ContextError, HotSwapException, InternalError, PeerLost, PycosError
+from .messages import CategorizeMessages
+from .sync import Condition, Event, Lock, RLock, Semaphore
+from .threadpool import AsyncDBCursor, AsyncThreadPool
 
 __version__ = "5.0.0.dev0"
 
@@ -30,4 +34,6 @@ __all__ = [
     "logger", "Pycos", "Task", "MonitorStatus", "WaitQueue", "Clock", "SystemClock", "FakeClock",
     "READ", "WRITE", "ConcurrentWaitError", "PycosError", "InternalError", "ContextError",
     "HotSwapException", "PeerLost", "Coro", "AsynCoro", "__version__",
+    "Lock", "RLock", "Condition", "Event", "Semaphore", "Channel", "CategorizeMessages",
+    "AsyncThreadPool", "AsyncDBCursor",
 ]

@@ -31,7 +31,7 @@ from .clock import Clock, SystemClock
 from .poller import READ, Callback, Poller
 from .status import MonitorStatus
 from .timers import TimerHeap
-from .traps import RECEIVING, SUSPEND, SUSPENDED, Trap
+from .traps import RECEIVE_FOREVER, RECEIVING, SUSPEND, SUSPENDED, Trap
 from .waker import Waker
 
 __all__ = ["Pycos", "TERMINATE"]
@@ -46,6 +46,8 @@ class _Terminate:
 TERMINATE = _Terminate()
 
 _LEGACY_STOP = "generator raised StopIteration"
+#: While tasks are ready, poll I/O (without blocking) once this many tasks have run.
+_POLL_EVERY = 32
 _legacy_warned = False
 _instance_lock = threading.RLock()
 
@@ -483,7 +485,8 @@ class Pycos(metaclass=_SchedulerMeta):
                 if exc is None:
                     r = gen.send(value)
                 else:
-                    r, exc = gen.throw(exc), None
+                    error, exc = exc, None
+                    r = gen.throw(error)
             except StopIteration as stop:
                 callers = task._callers
                 if callers:
@@ -514,6 +517,13 @@ class Pycos(metaclass=_SchedulerMeta):
                     value = None
                     continue
                 self._end(task, None, error)
+                break
+            if r is RECEIVE_FOREVER:  # the hot case of receive(), inlined
+                msgs = task._msgs
+                if msgs:
+                    value = msgs.popleft()
+                    continue
+                task._wait = RECEIVING
                 break
             if isinstance(r, Trap):
                 try:
@@ -583,14 +593,19 @@ class Pycos(metaclass=_SchedulerMeta):
         ready = self._ready
         inbox = self._inbox
         timers = self._timers
+        heap = timers._heap
         clock = self._clock
         now = clock.time
-        poll = self._poller.poll
+        poller = self._poller
+        poll = poller.poll
+        records = poller._records
         run = self._run
+        ran = 0  # tasks run since the last poll
         while not self._quit:
             if inbox:
                 self._drain_inbox()
             n = len(ready)
+            ran += n
             while n:
                 n -= 1
                 task = ready.popleft()
@@ -601,30 +616,45 @@ class Pycos(metaclass=_SchedulerMeta):
             if self._quit:
                 break
             if ready or inbox:
-                timeout: float | None = 0.0
+                # Busy: look at I/O without blocking, but not on every short pass; the inbox
+                # is read each pass anyway, so only real descriptors make a poll worthwhile.
+                if ran >= _POLL_EVERY and len(records) > 1:
+                    poll(0.0)
+                    ran = 0
             else:
-                deadline = timers.next_deadline()
-                timeout = None if deadline is None else max(0.0, deadline - now())
-                if clock.virtual and timeout:
-                    if clock.autojump:
-                        if poll(0.0) == 0 and not ready and not inbox:
-                            clock.jump_to(deadline)  # type: ignore[attr-defined]
-                        timeout = 0.0
-                    else:
-                        timeout = None
+                ran = 0
+                timeout = self._idle_timeout()
                 self._sleeping = True
                 if inbox:
                     timeout = 0.0
-            poll(timeout)
-            self._sleeping = False
-            if timers:
-                t = now()
-                for entry in timers.pop_due(t):
+                poll(timeout)
+                self._sleeping = False
+            if heap and heap[0][0] <= now():
+                for entry in timers.pop_due(now()):
                     fn, task, arg = entry[2], entry[3], entry[4]
                     try:
                         fn(task, arg)
                     except BaseException as error:  # noqa: BLE001
                         self._internal_error(error, task)
+
+    def _idle_timeout(self) -> float | None:
+        """How long an idle pass may block in poll: until the next timer, or forever.
+
+        With a virtual clock the scheduler never sleeps on timers: with ``autojump`` it moves the
+        clock to the next deadline once no descriptor is ready, otherwise it waits for
+        ``advance``."""
+        deadline = self._timers.next_deadline()
+        if deadline is None:
+            return None
+        timeout = max(0.0, deadline - self._clock.time())
+        clock = self._clock
+        if clock.virtual and timeout:
+            if not clock.autojump:
+                return None
+            if self._poller.poll(0.0) == 0 and not self._ready and not self._inbox:
+                clock.jump_to(deadline)  # type: ignore[attr-defined]
+            return 0.0
+        return timeout
 
     def _shutdown(self) -> None:
         """Close every live task, release thread waiters and OS resources."""

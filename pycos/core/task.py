@@ -10,16 +10,18 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable, Generator
-from types import CodeType, GeneratorType
+from types import CodeType, FunctionType, GeneratorType
 from typing import Any
 
 from ..errors import ContextError
 from .scheduler import TERMINATE, Pycos, _check_timeout
-from .traps import RECEIVE_FOREVER, Receive, Suspend, Trap, WaitTask
+from .traps import RECEIVE_FOREVER, RECEIVING, Receive, Suspend, Trap, WaitTask
 
 __all__ = ["Task"]
 
 _INJECT_NAMES = ("task", "coro")
+_CO_GENERATOR = inspect.CO_GENERATOR
+_get_ident = threading.get_ident
 _inject_cache: dict[CodeType, str | None] = {}
 
 
@@ -76,7 +78,8 @@ def _split_target(args: tuple[Any, ...],
 
 def _make_generator(task: Any, target: Any, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> GeneratorType[Any, Any, Any]:
-    if not inspect.isgeneratorfunction(target):
+    if not ((type(target) is FunctionType and target.__code__.co_flags & _CO_GENERATOR)
+            or inspect.isgeneratorfunction(target)):
         if isinstance(target, GeneratorType):
             raise TypeError(f"Task() needs a generator *function*, got the generator {target!r};"
                             " pass the function and its arguments instead")
@@ -151,13 +154,14 @@ class Task:
         if sched is None or not sched._alive:
             sched = Pycos.instance()
         target, fargs, fkwargs = _split_target(args, kwargs)
+        self._name = getattr(target, "__name__", "task")
         self._sched = sched
         self._value = self._exc = self._wait = self._timer = self._msgs = None
         self._callers = self._monitors = self._waiters = self._swap = None
         self._daemon = self._hot = False
         gen = self._gen = _make_generator(self, target, fargs, fkwargs)
         self._name = gen.__name__
-        if sched._tid == threading.get_ident():
+        if sched._tid == _get_ident():
             sched._spawn(self)
         else:
             sched._post(sched._spawn, self)
@@ -215,7 +219,7 @@ class Task:
         Returns 0, or -1 if the task has ended. Ignored (0) if it is not suspended.
         """
         sched = self._sched
-        if sched._tid == threading.get_ident():
+        if sched._tid == _get_ident():
             return sched._resume(self, update)
         if self._gen is None or not sched._post(sched._resume, self, update):
             return -1
@@ -274,7 +278,12 @@ class Task:
         """May be used with yield. Queue ``message`` for this task (it gets it from
         ``receive``). Returns 0, or -1 if the task is known to have ended."""
         sched = self._sched
-        if sched._tid == threading.get_ident():
+        if sched._tid == _get_ident():
+            if self._wait is RECEIVING and self._timer is None:  # hot path: hand it over
+                self._wait = None
+                self._value = message
+                sched._ready.append(self)
+                return 0
             return sched._send(self, message)
         if self._gen is None or not sched._post(sched._send, self, message):
             return -1
@@ -298,7 +307,7 @@ class Task:
         """
         exc = _exception_from(args)
         sched = self._sched
-        if sched._tid == threading.get_ident():
+        if sched._tid == _get_ident():
             return sched._interrupt(self, exc)
         if self._gen is None or not sched._post(sched._interrupt, self, exc):
             return -1
@@ -308,7 +317,7 @@ class Task:
         """Plain call: end this task (GeneratorExit at its yield). Monitors receive a
         ``MonitorStatus`` of type ``GeneratorExit``. Returns 0, or -1 if it already ended."""
         sched = self._sched
-        if sched._tid == threading.get_ident():
+        if sched._tid == _get_ident():
             return sched._interrupt(self, TERMINATE)
         if self._gen is None or not sched._post(sched._interrupt, self, TERMINATE):
             return -1
@@ -348,7 +357,7 @@ class Task:
         if not isinstance(monitor, Task):
             raise TypeError(f"notify() needs a monitor Task, got {monitor!r}")
         sched = self._sched
-        if sched._tid == threading.get_ident():
+        if sched._tid == _get_ident():
             return self._add_monitor(monitor)
         if self._gen is None or not sched._post(self._add_monitor, monitor):
             return -1
@@ -390,7 +399,7 @@ class Task:
         """
         gen = _make_generator(self, target, args, dict(kwargs))
         sched = self._sched
-        if sched._tid == threading.get_ident():
+        if sched._tid == _get_ident():
             return self._request_swap(gen)
         if self._gen is None or not sched._post(self._request_swap, gen):
             gen.close()
