@@ -1,0 +1,112 @@
+"""House rules checked mechanically: module sizes, layered imports, ``__all__``, no print()."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PKG = ROOT / "pycos"
+MAX_LINES = 800
+
+# Layer of each top-level part of the package; a module may import only its own layer or lower
+# ones. The sans-IO protocol ("P") sits beside L0-L3 and may use only L0.
+LAYERS = {
+    "errors": 0, "_log": 0,
+    "core": 1,
+    "sync": 2, "channel": 2, "messages": 2, "threadpool": 2,
+    "asyncsocket": 3, "tls": 3, "asyncfile": 3, "_iowait": 3, "_offload": 3, "_sockops": 3,
+    "proto": 3.5,
+    "net": 4,
+}
+FACADES = {"__init__", "netpycos", "__main__"}
+PROTO_FORBIDDEN = {"socket", "select", "selectors", "ssl", "threading", "asyncio"}
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PKG.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _part(path: Path) -> str:
+    rel = path.relative_to(PKG).parts
+    return rel[0][:-3] if len(rel) == 1 else rel[0]
+
+
+def _imported_parts(path: Path) -> set[tuple[str, str]]:
+    """(part of pycos, or 'stdlib:<name>') for every import in ``path``."""
+    tree = ast.parse(path.read_text(), str(path))
+    pkg_parts = path.relative_to(ROOT).with_suffix("").parts[:-1]
+    found: set[tuple[str, str]] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")
+                if top[0] == "pycos" and len(top) > 1:
+                    found.add(("pycos", top[1]))
+                else:
+                    found.add(("ext", top[0]))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(pkg_parts[: len(pkg_parts) - node.level + 1])
+                mod = base + (node.module.split(".") if node.module else [])
+            else:
+                mod = (node.module or "").split(".")
+            if mod[0] == "pycos":
+                if len(mod) > 1:
+                    found.add(("pycos", mod[1]))
+                else:
+                    for alias in node.names:
+                        found.add(("pycos", alias.name))
+            else:
+                found.add(("ext", mod[0]))
+    return found
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_module_size(path: Path) -> None:
+    n = len(path.read_text().splitlines())
+    assert n <= MAX_LINES, f"{path.name} has {n} lines; split it along a seam DESIGN.md names"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_layered_imports(path: Path) -> None:
+    part = _part(path)
+    if part in FACADES:
+        return
+    assert part in LAYERS, f"{part} has no layer in this test; add it to LAYERS (see DESIGN.md)"
+    mine = LAYERS[part]
+    for kind, name in _imported_parts(path):
+        if kind == "ext":
+            if part == "proto":
+                assert name not in PROTO_FORBIDDEN, f"sans-IO {path.name} imports {name}"
+            continue
+        if name in FACADES:
+            pytest.fail(f"{path.name} imports the facade pycos.{name}")
+        theirs = LAYERS.get(name)
+        assert theirs is not None, f"{path.name} imports unknown part pycos.{name}"
+        if part == "proto":
+            assert theirs == 0 or name == "proto", f"sans-IO {path.name} imports pycos.{name}"
+        else:
+            assert theirs <= mine, f"{path.name} (L{mine}) imports pycos.{name} (L{theirs})"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_docstring_all_and_no_print(path: Path) -> None:
+    tree = ast.parse(path.read_text(), str(path))
+    assert ast.get_docstring(tree), f"{path.name} needs a module docstring"
+    public = not path.name.startswith("_") or path.name == "__init__.py"
+    if public:
+        names = {t.id for node in tree.body if isinstance(node, ast.Assign)
+                 for t in node.targets if isinstance(t, ast.Name)}
+        assert "__all__" in names, f"{path.name} needs __all__"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id != "print", f"{path.name}:{node.lineno} uses print()"
+
+
+def test_core_never_imports_network_layer() -> None:
+    for path in (PKG / "core").glob("*.py"):
+        for kind, name in _imported_parts(path):
+            assert not (kind == "pycos" and name in {"net", "proto", "netpycos"}), path.name
