@@ -18,8 +18,17 @@ from .core import (
     Task,
     WaitQueue,
 )
-from .errors import ContextError, HotSwapException, InternalError, PeerLost, PycosError
+from .errors import (
+    ContextError,
+    HotSwapException,
+    InternalError,
+    PeerLost,
+    PycosError,
+    SerializationError,
+    UnpicklingRefused,
+)
 from .messages import CategorizeMessages
+from .proto.serialize import serialize_allow
 from .sync import Condition, Event, Lock, RLock, Semaphore
 from .threadpool import AsyncDBCursor, AsyncThreadPool
 
@@ -35,5 +44,6 @@ __all__ = [
     "READ", "WRITE", "ConcurrentWaitError", "PycosError", "InternalError", "ContextError",
     "HotSwapException", "PeerLost", "Coro", "AsynCoro", "__version__",
     "Lock", "RLock", "Condition", "Event", "Semaphore", "Channel", "CategorizeMessages",
-    "AsyncThreadPool", "AsyncDBCursor",
+    "AsyncThreadPool", "AsyncDBCursor", "serialize_allow", "SerializationError",
+    "UnpicklingRefused",
 ]

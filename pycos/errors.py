@@ -7,12 +7,19 @@ None) appear only at the public edge where the documented API asks for them.
 
 from __future__ import annotations
 
+import pickle
+
 __all__ = [
     "PycosError",
     "InternalError",
     "ContextError",
     "HotSwapException",
     "PeerLost",
+    "ProtocolError",
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "SerializationError",
+    "UnpicklingRefused",
 ]
 
 
@@ -50,3 +57,43 @@ class PeerLost(PycosError, ConnectionError):
     Also raised by remote operations that were pending when the connection to the hosting node
     was lost.
     """
+
+
+class ProtocolError(PycosError):
+    """Base class of the errors of the wire protocol."""
+
+
+class LocalProtocolError(ProtocolError):
+    """This side used a connection wrongly (for example sent a request before the handshake
+    finished). The connection's state is not changed by the failed call."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent bytes that break the protocol: malformed, oversized, unauthenticated,
+    tampered, replayed or out-of-order frames. The connection is in its ERROR state afterwards
+    and must be closed; nothing in the offending frame was unpickled."""
+
+
+class SerializationError(PycosError, ValueError):
+    """A payload could not be pickled, or received bytes could not be unpickled."""
+
+
+class UnpicklingRefused(SerializationError, pickle.UnpicklingError):
+    """A payload referred to a class or function the restricted unpickler does not accept.
+
+    Attributes:
+        name: the refused global as ``"module.qualname"``.
+        module, qualname: its two parts.
+    """
+
+    def __init__(self, module: str, qualname: str) -> None:
+        self.module, self.qualname = module, qualname
+        self.name = f"{module}.{qualname}"
+        super().__init__(
+            f"refusing to unpickle {self.name!r}: the receiver does not accept this type from "
+            f"the network; on the receiving node call pycos.serialize_allow({self.name}) to "
+            f"allow it, or pycos.serialize_allow({module!r}) to allow its whole module"
+        )
+
+    def __reduce__(self) -> tuple[type[UnpicklingRefused], tuple[str, str]]:
+        return type(self), (self.module, self.qualname)

@@ -31,7 +31,7 @@ from .clock import Clock, SystemClock
 from .poller import READ, Callback, Poller
 from .status import MonitorStatus
 from .timers import TimerHeap
-from .traps import RECEIVE_FOREVER, RECEIVING, SUSPEND, SUSPENDED, Trap
+from .traps import RECEIVE_FOREVER, RECEIVING, SUSPEND, SUSPENDED, WOKEN, Trap
 from .waker import Waker
 
 __all__ = ["Pycos", "TERMINATE"]
@@ -44,6 +44,19 @@ class _Terminate:
 
 
 TERMINATE = _Terminate()
+
+
+class _AfterResult:
+    """Pending exception for a task that was already woken with a result.
+
+    The result was handed over (a message, a lock, a file descriptor turn …), so the task
+    first receives it and the exception is raised at its *next* yield: nothing it was given is
+    lost or leaked."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: Any) -> None:
+        self.exc = exc
 
 _LEGACY_STOP = "generator raised StopIteration"
 #: While tasks are ready, poll I/O (without blocking) once this many tasks have run.
@@ -344,14 +357,14 @@ class Pycos(metaclass=_SchedulerMeta):
     def _on_timeout(self, task: Any, alarm: Any) -> None:
         task._timer = None
         wait = task._wait
-        if wait is not None:
+        if wait is not None and wait is not WOKEN:
             wait.cancel_wait(task)
             self._wake(task, alarm)
 
     def _on_timeout_raise(self, task: Any, exc: BaseException) -> None:
         task._timer = None
         wait = task._wait
-        if wait is not None:
+        if wait is not None and wait is not WOKEN:
             wait.cancel_wait(task)
             self._wake_exc(task, exc)
 
@@ -361,7 +374,7 @@ class Pycos(metaclass=_SchedulerMeta):
         if timer is not None:
             task._timer = None
             self._timers.cancel(timer)
-        task._wait = None
+        task._wait = WOKEN
         task._value = value
         self._ready.append(task)
 
@@ -378,14 +391,20 @@ class Pycos(metaclass=_SchedulerMeta):
             # The task is running now: act right after it yields.
             self._post(self._interrupt, task, exc)
             return 0
-        if task._exc is TERMINATE:
+        pending = task._exc
+        if pending is not None:
+            # One pending interruption at a time; termination overrides anything else.
+            if exc is TERMINATE:
+                task._exc = TERMINATE
             return 0
         wait = task._wait
-        if wait is not None:
+        if wait is WOKEN:
+            task._exc = _AfterResult(exc)
+        elif wait is not None:
             wait.cancel_wait(task)
             self._wake_exc(task, exc)
         else:
-            task._exc = exc  # it is in the run queue and gets it when it runs
+            task._exc = exc  # rescheduled by a plain yield: raised at that yield
         return 0
 
     def _send(self, task: Any, message: Any) -> int:
@@ -470,13 +489,17 @@ class Pycos(metaclass=_SchedulerMeta):
     def _run(self, task: Any) -> None:
         """Run ``task`` until it parks, reschedules or ends (the hot path)."""
         self._current = task
+        task._wait = None
         gen = task._gen
         value = task._value
         task._value = None
         exc = task._exc
+        after = None  # an interruption due at the next yield (see _AfterResult)
         if exc is not None:
             task._exc = None
-            if exc is TERMINATE:
+            if type(exc) is _AfterResult:
+                after, exc = exc.exc, None
+            elif exc is TERMINATE:
                 self._close(task)
                 self._current = None
                 return
@@ -518,6 +541,14 @@ class Pycos(metaclass=_SchedulerMeta):
                     continue
                 self._end(task, None, error)
                 break
+            if after is not None:
+                if after is TERMINATE:
+                    if type(r) is GeneratorType:
+                        r.close()
+                    self._close(task)
+                    break
+                exc, after = after, None
+                continue
             if r is RECEIVE_FOREVER:  # the hot case of receive(), inlined
                 msgs = task._msgs
                 if msgs:

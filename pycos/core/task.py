@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ContextError
 from .scheduler import TERMINATE, Pycos, _check_timeout
-from .traps import RECEIVE_FOREVER, RECEIVING, Receive, Suspend, Trap, WaitTask
+from .traps import RECEIVE_FOREVER, RECEIVING, WOKEN, Receive, Suspend, Trap, WaitTask
 
 __all__ = ["Task"]
 
@@ -280,7 +280,7 @@ class Task:
         sched = self._sched
         if sched._tid == _get_ident():
             if self._wait is RECEIVING and self._timer is None:  # hot path: hand it over
-                self._wait = None
+                self._wait = WOKEN
                 self._value = message
                 sched._ready.append(self)
                 return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "Trap", "SUSPEND", "SUSPENDED", "RECEIVING", "Suspend", "Receive", "RECEIVE_FOREVER",
+    "Trap", "SUSPEND", "SUSPENDED", "RECEIVING", "WOKEN", "Suspend", "Receive", "RECEIVE_FOREVER",
     "WaitTask", "WaitIO",
 ]
 
@@ -37,6 +37,8 @@ SUSPEND = _Sentinel("suspend")
 SUSPENDED = _Sentinel("suspended")
 #: Wait kind of a task in ``receive`` (woken by ``send``).
 RECEIVING = _Sentinel("receiving")
+#: A task whose wait completed (it holds a result: a message, a lock …) but has not run yet.
+WOKEN = _Sentinel("woken")
 
 
 class Trap:

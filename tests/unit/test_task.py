@@ -693,3 +693,49 @@ def test_is_alive_and_repr(run):
         return (task.is_alive(), repr(task).startswith("f/"), task.location)
 
     assert run(f) == (True, True, None)
+
+
+# ---------------------------------------------------------------- interruptions after a wake
+def test_terminate_after_wake_keeps_what_was_handed_over(run):
+    """A task woken with a result and terminated before it ran first gets the result; the
+    termination lands at its next yield, so a granted lock is released by its finally."""
+    lock = pycos.Lock()
+    log = []
+
+    def waiter(task=None):
+        yield lock.acquire()
+        try:
+            log.append("got lock")
+            yield task.sleep(60)
+        finally:
+            lock.release()
+            log.append("released")
+
+    def main(task=None):
+        yield lock.acquire()
+        w = pycos.Task(waiter)
+        yield  # w now waits for the lock
+        lock.release()  # ownership goes to w ...
+        w.terminate()  # ... which is terminated before it runs
+        st = yield w.finish()
+        return (st, lock.locked(), log)
+
+    assert run(main) == (None, False, ["got lock", "released"])
+
+
+def test_message_handed_to_receiver_is_not_lost_on_throw(run):
+    def receiver(task=None):
+        got = yield task.receive()
+        try:
+            yield task.sleep(60)
+        except ValueError:
+            return ("processed", got)
+
+    def main(task=None):
+        r = pycos.Task(receiver)
+        yield
+        r.send("precious")
+        r.throw(ValueError("stop"))
+        return (yield r.finish())
+
+    assert run(main) == ("processed", "precious")
