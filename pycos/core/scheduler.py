@@ -34,7 +34,7 @@ from .timers import TimerHeap
 from .traps import RECEIVE_FOREVER, RECEIVING, SUSPEND, SUSPENDED, WOKEN, Trap
 from .waker import Waker
 
-__all__ = ["Pycos", "TERMINATE"]
+__all__ = ["Pycos", "TERMINATE", "current_scheduler"]
 
 
 class _Terminate:
@@ -63,6 +63,8 @@ _LEGACY_STOP = "generator raised StopIteration"
 _POLL_EVERY = 32
 _legacy_warned = False
 _instance_lock = threading.RLock()
+#: ``_thread_scheduler.sched`` is the scheduler whose thread this is (unset in other threads).
+_thread_scheduler = threading.local()
 
 
 def _legacy_return(exc: BaseException) -> tuple[bool, Any]:
@@ -79,6 +81,18 @@ def _legacy_return(exc: BaseException) -> tuple[bool, Any]:
                           "use 'return value'", DeprecationWarning, stacklevel=2)
         return True, exc.__cause__.value
     return False, None
+
+
+def current_scheduler() -> Pycos:
+    """The scheduler new tasks go to: this thread's own if it is a scheduler thread, else the
+    process-wide one (created if needed)."""
+    sched: Pycos | None = getattr(_thread_scheduler, "sched", None)
+    if sched is not None and sched._alive:
+        return sched
+    sched = Pycos._running_instance
+    if sched is None or not sched._alive:
+        sched = Pycos.instance()
+    return sched
 
 
 class _SchedulerMeta(type):
@@ -147,6 +161,15 @@ class Pycos(metaclass=_SchedulerMeta):
 
     # ---------------------------------------------------------------- public API
     @classmethod
+    def private(cls, clock: Clock | None = None) -> Pycos:
+        """A scheduler of its own, not the process-wide one, running in its own thread.
+
+        Tasks created from its tasks run on it; everything else behaves as on the main
+        scheduler. The networked node runs its service tasks (heartbeats, connections) on one, so
+        a user task that computes for a long time without yielding cannot stall them."""
+        return type.__call__(Pycos, clock=clock)  # type: ignore[no-any-return]
+
+    @classmethod
     def instance(cls, *args: Any, **kwargs: Any) -> Pycos:
         """The running scheduler, created with these arguments if there is none."""
         return cls(*args, **kwargs)
@@ -160,7 +183,7 @@ class Pycos(metaclass=_SchedulerMeta):
     @staticmethod
     def cur_task(scheduler: Pycos | None = None) -> Any:
         """The task running now; None when called outside a task (from another thread)."""
-        inst = scheduler or Pycos._running_instance
+        inst = scheduler or getattr(_thread_scheduler, "sched", None)
         if inst is None or threading.get_ident() != inst._tid:
             return None
         return inst._current
@@ -613,6 +636,7 @@ class Pycos(metaclass=_SchedulerMeta):
 
     def _main(self) -> None:
         self._tid = threading.get_ident()
+        _thread_scheduler.sched = self
         try:
             self._loop()
         except BaseException as error:  # noqa: BLE001

@@ -14,7 +14,7 @@ from types import CodeType, FunctionType, GeneratorType
 from typing import Any
 
 from ..errors import ContextError
-from .scheduler import TERMINATE, Pycos, _check_timeout
+from .scheduler import TERMINATE, Pycos, _check_timeout, _thread_scheduler, current_scheduler
 from .traps import RECEIVE_FOREVER, RECEIVING, WOKEN, Receive, Suspend, Trap, WaitTask
 
 __all__ = ["Task"]
@@ -150,9 +150,9 @@ class Task:
     _swap: GeneratorType[Any, Any, Any] | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        sched = Pycos._running_instance
+        sched = getattr(_thread_scheduler, "sched", None) or Pycos._running_instance
         if sched is None or not sched._alive:
-            sched = Pycos.instance()
+            sched = current_scheduler()
         target, fargs, fkwargs = _split_target(args, kwargs)
         self._name = getattr(target, "__name__", "task")
         self._sched = sched
@@ -438,7 +438,7 @@ def _locate(kind: str, name: str, location: Any, timeout: float | None) -> Any:
     """Generator shared by the ``locate`` static methods of tasks, channels and RCIs."""
     if not isinstance(name, str):
         raise TypeError(f"locate() needs a name (str), got {name!r}")
-    sched = Pycos.instance()
+    sched = Pycos.instance()  # names live on the process-wide scheduler (the node)
     if location is None or location == sched.location:
         found = sched._lookup(kind, name)
         if found is not None or (location is not None and location == sched.location):

@@ -386,3 +386,31 @@ def test_wait_io_on_closed_descriptor_raises_in_task(run):
             return type(exc).__name__
 
     assert run(f) in ("ValueError", "OSError")
+
+
+def test_private_scheduler_runs_its_own_tasks(sched):
+    private = pycos.Pycos.private()
+    try:
+        assert private is not sched and pycos.Pycos.instance() is sched
+
+        def child(task=None):
+            yield
+            return task._sched
+
+        def parent(task=None):
+            c = pycos.Task(child)
+            return (task._sched, (yield c.finish()), pycos.Pycos.cur_task() is task)
+
+        box = []
+        created = threading.Event()
+
+        def make():  # runs on the private scheduler's thread
+            box.append(pycos.Task(parent))
+            created.set()
+
+        private._post(make)
+        assert created.wait(5)
+        assert box[0].value(timeout=5) == (private, private, True)
+    finally:
+        private.terminate()
+    assert sched.is_alive() and pycos.Pycos.scheduler() is sched
