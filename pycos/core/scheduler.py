@@ -714,6 +714,9 @@ class Pycos(metaclass=_SchedulerMeta):
     def _shutdown(self) -> None:
         """Close every live task, release thread waiters and OS resources."""
         self._alive = False
+        for fn, args in self._inbox:  # tasks created but not yet admitted end too
+            if fn == self._spawn:
+                self._live.add(args[0])
         for task in list(self._live):
             if task._gen is None:
                 continue

@@ -69,14 +69,17 @@ def test_cur_task_inside_task(run):
 def test_terminate_closes_live_tasks_and_releases_value_waiters():
     s = pycos.Pycos.instance()
     closed = threading.Event()
+    started = threading.Event()
 
     def forever(task=None):
+        started.set()
         try:
             yield task.receive()
         finally:
             closed.set()
 
     t = pycos.Task(forever)
+    assert started.wait(5)
     result = []
     waiter = threading.Thread(target=lambda: result.append(t.value()))
     waiter.start()
