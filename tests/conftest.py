@@ -6,6 +6,8 @@
 * ``run``: run a generator function as a task and return its result, failing the test if it does
   not end within a (real-time) bound.
 * ``free_port``: an unused TCP port on 127.0.0.1.
+
+After every test the running scheduler (if any) is terminated.
 """
 
 from __future__ import annotations
@@ -24,6 +26,16 @@ def _fresh(clock: pycos.Clock | None = None) -> pycos.Pycos:
     if old is not None:
         old.terminate()
     return pycos.Pycos(clock=clock) if clock is not None else pycos.Pycos()
+
+
+@pytest.fixture(autouse=True)
+def _scheduler_isolation() -> Iterator[None]:
+    """Every test ends with no scheduler running, so no task outlives the test that made it
+    (and interpreter exit never waits for a forgotten task)."""
+    yield
+    leftover = pycos.Pycos.scheduler()
+    if leftover is not None:
+        leftover.terminate()
 
 
 @pytest.fixture
