@@ -346,7 +346,11 @@ class Task:
     def monitor(self, observe: Task) -> Any:
         """Use with yield: ``yield task.monitor(other)`` makes ``task`` receive a
         ``MonitorStatus`` message when ``other`` ends. Evaluates to 0, or -1 if ``other`` has
-        already ended or is not a task."""
+        already ended.
+
+        Raises:
+            TypeError: ``other`` is not a Task.
+        """
         if not isinstance(observe, Task):
             raise TypeError(f"monitor() needs a Task to observe, got {observe!r}")
         return observe.notify(self)
