@@ -12,6 +12,7 @@ from .core import (
     Clock,
     ConcurrentWaitError,
     FakeClock,
+    MonitorException,
     MonitorStatus,
     Pycos,
     SystemClock,
@@ -40,7 +41,8 @@ AsynCoro = Pycos
 AsynCoro.cur_coro = Pycos.cur_task  # type: ignore[attr-defined]
 
 __all__ = [
-    "logger", "Pycos", "Task", "MonitorStatus", "WaitQueue", "Clock", "SystemClock", "FakeClock",
+    "logger", "Pycos", "Task", "MonitorStatus", "MonitorException", "WaitQueue", "Clock",
+    "SystemClock", "FakeClock",
     "READ", "WRITE", "ConcurrentWaitError", "PycosError", "InternalError", "ContextError",
     "HotSwapException", "PeerLost", "Coro", "AsynCoro", "__version__",
     "Lock", "RLock", "Condition", "Event", "Semaphore", "Channel", "CategorizeMessages",

@@ -7,12 +7,12 @@ layer. ``pycos/__init__.py`` re-exports the public names.
 from .clock import Clock, FakeClock, SystemClock
 from .poller import READ, WRITE, ConcurrentWaitError
 from .scheduler import Pycos
-from .status import MonitorStatus
+from .status import MonitorException, MonitorStatus
 from .task import Task
 from .traps import Trap, WaitIO
 from .waitqueue import WaitQueue
 
 __all__ = [
-    "Clock", "FakeClock", "SystemClock", "Pycos", "Task", "MonitorStatus", "WaitQueue", "Trap",
+    "Clock", "FakeClock", "SystemClock", "Pycos", "Task", "MonitorStatus", "MonitorException", "WaitQueue", "Trap",
     "WaitIO", "READ", "WRITE", "ConcurrentWaitError",
 ]

@@ -1,16 +1,26 @@
 """``MonitorStatus``: how the end of a task is reported.
 
-A plain value type (no scheduler state), so it pickles and crosses the network unchanged.
+A plain value (no scheduler state), so it pickles and crosses the network unchanged. It is an
+``Exception`` subclass only to keep asyncoro's ``MonitorException`` shape; it is sent as a
+message, never raised.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MonitorStatus"]
+__all__ = ["MonitorStatus", "MonitorException"]
 
 
-class MonitorStatus:
+class MonitorException(Exception):  # noqa: N818 - asyncoro's name
+    """asyncoro's shape of an end-of-task report: ``args == (task, (type, value))``.
+
+    Every ``MonitorStatus`` is one, so asyncoro programs that test
+    ``isinstance(msg, MonitorException)`` and unpack ``msg.args`` keep working.
+    """
+
+
+class MonitorStatus(MonitorException):
     """The message a monitor receives when a task it watches ends.
 
     Attributes:
@@ -24,23 +34,21 @@ class MonitorStatus:
             * ``pycos.PeerLost`` — the node hosting the (remote) task went away; ``value`` is a
               description of the lost peer.
         value: see ``type``.
+
+    It is also a ``MonitorException`` whose ``args`` are ``(info, (type, value))``.
     """
 
-    __slots__ = ("info", "type", "value")
-
     def __init__(self, info: Any, type: Any, value: Any = None) -> None:  # noqa: A002
+        super().__init__(info, (type, value))
         self.info = info
         self.type = type
         self.value = value
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"info": self.info, "type": self.type, "value": self.value}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.info = state["info"]
-        self.type = state["type"]
-        self.value = state["value"]
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (MonitorStatus, (self.info, self.type, self.value))
 
     def __repr__(self) -> str:
         name = getattr(self.type, "__name__", self.type)
         return f"MonitorStatus({self.info!r}, {name}, {self.value!r})"
+
+    __str__ = __repr__

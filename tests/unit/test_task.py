@@ -739,3 +739,17 @@ def test_message_handed_to_receiver_is_not_lost_on_throw(run):
         return (yield r.finish())
 
     assert run(main) == ("processed", "precious")
+
+
+def test_monitor_status_has_asyncoro_monitor_exception_shape(run):
+    def quick(task=None):
+        yield
+        return "v"
+
+    def f(task=None):
+        q = pycos.Task(quick)
+        yield task.monitor(q)
+        msg = yield task.receive()
+        return (isinstance(msg, pycos.MonitorException), msg.args[0] is q, msg.args[1])
+
+    assert run(f) == (True, True, (StopIteration, "v"))
