@@ -13,6 +13,7 @@ from .traps import Trap, WaitIO
 from .waitqueue import WaitQueue
 
 __all__ = [
-    "Clock", "FakeClock", "SystemClock", "Pycos", "Task", "MonitorStatus", "MonitorException", "WaitQueue", "Trap",
+    "Clock", "FakeClock", "SystemClock", "Pycos", "Task", "MonitorStatus", "MonitorException",
+    "WaitQueue", "Trap",
     "WaitIO", "READ", "WRITE", "ConcurrentWaitError",
 ]
