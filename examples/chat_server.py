@@ -26,6 +26,7 @@ def member(conn, task=None):
     name = (yield conn.recv_msg()).decode()  # first message: the member's name
     yield from broadcast(name, "joined")
     members[name] = conn
+    yield conn.send_msg(f"server: welcome {name}, {len(members)} online".encode())
     while True:
         msg = yield conn.recv_msg()
         if not msg or msg == b"/quit":
@@ -47,9 +48,12 @@ def server(listener, expected, task=None):
     print("server: everybody left, closing")
 
 
-def chatter(name, address, script, task=None):
-    """Run ``script``: ("say", text) sends, ("hear", n) waits for n messages, ("set", ev) and
-    ("wait", ev) hand the turn to the other client."""
+def chatter(name, address, script, after=None, task=None):
+    """Join once the event ``after`` (if any) is set, then run ``script``: ("say", text)
+    sends, ("hear", n) prints the next n messages, ("set", ev) and ("wait", ev) hand the turn
+    to the other client."""
+    if after is not None:
+        yield after.wait()
     sock = AsyncSocket(socket.socket())
     sock.settimeout(10)
     yield sock.connect(address)
@@ -76,11 +80,11 @@ def main(task=None):
     srv = pycos.Task(server, listener, 2)
     alice_in, bob_in, alice_done = pycos.Event(), pycos.Event(), pycos.Event()
     alice = pycos.Task(chatter, "alice", address, [
-        ("set", alice_in), ("wait", bob_in), ("hear", 1),
+        ("hear", 1), ("set", alice_in), ("wait", bob_in), ("hear", 1),
         ("say", "hi bob"), ("hear", 1), ("say", "see you"), ("set", alice_done)])
     bob = pycos.Task(chatter, "bob", address, [
-        ("wait", alice_in), ("set", bob_in), ("hear", 1), ("say", "hello alice"),
-        ("hear", 1), ("wait", alice_done), ("hear", 2)])
+        ("hear", 1), ("set", bob_in), ("hear", 1), ("say", "hello alice"),
+        ("hear", 1), ("wait", alice_done), ("hear", 1)], after=alice_in)
     yield alice.finish()
     yield bob.finish()
     yield srv.finish()

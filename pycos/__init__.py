@@ -4,7 +4,8 @@ This facade re-exports layers L0-L2 (errors, logging, the scheduler and tasks, s
 channels, thread pools). ``import pycos.netpycos`` adds the networked node.
 """
 
-from ._log import logger
+from ._log import Logger, logger
+from .asyncsocket import AsyncSocket
 from .channel import Channel
 from .core import (
     READ,
@@ -41,11 +42,12 @@ AsynCoro = Pycos
 AsynCoro.cur_coro = Pycos.cur_task  # type: ignore[attr-defined]
 
 __all__ = [
-    "logger", "Pycos", "Task", "MonitorStatus", "MonitorException", "WaitQueue", "Clock",
+    "logger", "Logger", "Pycos", "Task", "MonitorStatus", "MonitorException", "WaitQueue", "Clock",
     "SystemClock", "FakeClock",
     "READ", "WRITE", "ConcurrentWaitError", "PycosError", "InternalError", "ContextError",
     "HotSwapException", "PeerLost", "Coro", "AsynCoro", "__version__",
     "Lock", "RLock", "Condition", "Event", "Semaphore", "Channel", "CategorizeMessages",
     "AsyncThreadPool", "AsyncDBCursor", "serialize_allow", "SerializationError",
     "UnpicklingRefused",
+    "AsyncSocket",
 ]

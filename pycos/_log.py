@@ -10,13 +10,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["logger", "PycosLogger"]
+__all__ = ["logger", "PycosLogger", "Logger"]
 
 _root = logging.getLogger("pycos")
 _root.addHandler(logging.NullHandler())
 
 
 class PycosLogger:
+    #: pycos's level names, so ``logger.setLevel(pycos.Logger.DEBUG)`` keeps working.
+    DEBUG = logging.DEBUG
+    INFO = logging.INFO
+    WARN = WARNING = logging.WARNING
+    ERROR = logging.ERROR
+    CRITICAL = FATAL = logging.CRITICAL
+
     """A thin convenience wrapper around the ``pycos`` stdlib logger.
 
     Every ``logging.Logger`` attribute is available (``debug``, ``info``, ``warning``, ``error``,
@@ -67,3 +74,5 @@ class PycosLogger:
 
 
 logger = PycosLogger(_root)
+#: pycos's name for the logger class (its level constants are used as ``Logger.DEBUG``).
+Logger = PycosLogger
