@@ -7,11 +7,13 @@
   not end within a (real-time) bound.
 * ``free_port``: an unused TCP port on 127.0.0.1.
 
-After every test the running scheduler (if any) is terminated.
+After every test the running scheduler (if any) is terminated. For the whole session, sockets
+in this process refuse to send anywhere but loopback (see ``_loopback_only``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,6 +21,61 @@ from typing import Any
 import pytest
 
 import pycos
+from pycos.core.scheduler import Pycos as CorePycos
+
+# ---------------------------------------------------------------- network guard
+# In-process tests may only send to this machine: loopback addresses (and the unspecified address,
+# which means this host). Anything else raises at once, so a mistake can never reach a real
+# network. Multi-host tests run their nodes as subprocesses inside namespaces they create.
+_LOCAL_NAMES = {"", "localhost", "0.0.0.0", "::", "<broadcast>"}
+
+
+def _check_destination(address: Any) -> None:
+    if not isinstance(address, tuple) or not address:
+        return  # AF_UNIX path, or an abstract name
+    host = address[0]
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host == "<broadcast>":
+        raise PermissionError("tests must not broadcast outside a network namespace")
+    if host in _LOCAL_NAMES:
+        return
+    try:
+        infos = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return  # unresolvable: the real call fails anyway
+    for ip in infos:
+        addr = ipaddress.ip_address(ip.split("%")[0])
+        mapped = getattr(addr, "ipv4_mapped", None)
+        if not (addr.is_loopback or (mapped is not None and mapped.is_loopback)):
+            raise PermissionError(f"tests may only send to loopback, not to {host!r} ({ip})")
+
+
+def _guard(name: str) -> Any:
+    original = getattr(socket.socket, name)
+    index = {"connect": 0, "connect_ex": 0, "sendto": -1, "sendmsg": 3}[name]
+
+    def guarded(self: socket.socket, *args: Any) -> Any:
+        if name == "sendmsg":
+            if len(args) > index:
+                _check_destination(args[index])
+        elif args:
+            _check_destination(args[index])
+        return original(self, *args)
+
+    guarded.__name__ = name
+    return guarded
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_only() -> Iterator[None]:
+    saved = {name: getattr(socket.socket, name) for name in
+             ("connect", "connect_ex", "sendto", "sendmsg")}
+    for name in saved:
+        setattr(socket.socket, name, _guard(name))
+    yield
+    for name, fn in saved.items():
+        setattr(socket.socket, name, fn)
 
 
 def _fresh(clock: pycos.Clock | None = None) -> pycos.Pycos:
@@ -32,10 +89,12 @@ def _fresh(clock: pycos.Clock | None = None) -> pycos.Pycos:
 def _scheduler_isolation() -> Iterator[None]:
     """Every test ends with no scheduler running, so no task outlives the test that made it
     (and interpreter exit never waits for a forgotten task)."""
+    default_class = CorePycos._default_class
     yield
     leftover = pycos.Pycos.scheduler()
     if leftover is not None:
         leftover.terminate()
+    CorePycos._default_class = default_class  # importing pycos.netpycos must not leak
 
 
 @pytest.fixture

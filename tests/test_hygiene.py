@@ -110,3 +110,14 @@ def test_core_never_imports_network_layer() -> None:
     for path in (PKG / "core").glob("*.py"):
         for kind, name in _imported_parts(path):
             assert not (kind == "pycos" and name in {"net", "proto", "netpycos"}), path.name
+
+
+def test_in_process_network_guard_refuses_non_loopback() -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        with pytest.raises(PermissionError, match="loopback"):
+            s.sendto(b"x", ("192.0.2.1", 9))  # TEST-NET-1: never sent
+        with pytest.raises(PermissionError):
+            s.sendto(b"x", ("<broadcast>", 9))
+        s.sendto(b"x", ("127.0.0.1", 9))  # loopback is fine

@@ -1,0 +1,25 @@
+"""Facade of the distributed layer: ``import pycos.netpycos``.
+
+Re-exports everything ``pycos`` offers plus the networked node (``Pycos``, replacing the local
+scheduler class in this namespace), ``Location`` and ``PeerStatus``. Importing this module makes
+``pycos.Pycos.instance()`` (and ``pycos.Pycos()``) create the networked node: the core scheduler
+class picks the class it instantiates from ``_default_class``, so no name is rebound anywhere.
+"""
+
+from __future__ import annotations
+
+from . import *  # noqa: F403 - this facade re-exports the whole local API
+from . import __all__ as _local_all
+from .core.scheduler import Pycos as _CorePycos
+from .net import HANDLERS, Location, PeerStatus, RemoteRequestFailed, RequestError
+from .net.node import Pycos  # type: ignore[assignment]
+
+_CorePycos._default_class = Pycos
+
+#: asyncoro's name of the node class.
+AsynCoro = Pycos  # type: ignore[misc]
+
+__all__ = [name for name in _local_all if name not in ("Pycos", "AsynCoro")] + [
+    "Pycos", "AsynCoro", "Location", "PeerStatus", "HANDLERS", "RequestError",
+    "RemoteRequestFailed",
+]

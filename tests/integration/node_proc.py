@@ -1,0 +1,164 @@
+"""A node in a process of its own, driven by the integration tests.
+
+Starts ``pycos.netpycos.Pycos`` with the options given, prints ``ready <addr> <port> <name>``,
+then serves commands read from stdin, one JSON list per line (``["peer", "127.0.0.1", 4000]``),
+answering each with a line ``reply <json>``. Peer-status changes are printed as they happen,
+as ``event <json>`` lines with the wall-clock time. Logging goes to stderr.
+
+Commands: peers, stats, name, peer ADDR PORT, peer_host HOST UDP_PORT, close_peer ADDR PORT,
+locate NAME TIMEOUT, ping ADDR PORT PAYLOAD, burn SECONDS (a task computing without yielding),
+finish, terminate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from typing import Any
+
+_out_lock = threading.Lock()
+
+
+def emit(kind: str, value: Any) -> None:
+    with _out_lock:
+        sys.stdout.write(f"{kind} {json.dumps(value)}\n")
+        sys.stdout.flush()
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    p.add_argument("--name")
+    p.add_argument("--secret", default="")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--tcp-port", type=int, default=0)
+    p.add_argument("--udp-port", type=int, default=0)
+    p.add_argument("--peer", action="append", default=[], help="ADDR:PORT to connect to")
+    p.add_argument("--discover", action="store_true")
+    p.add_argument("--heartbeat", type=float, default=None)
+    p.add_argument("--peer-timeout", type=float, default=None)
+    p.add_argument("--handshake-timeout", type=float, default=None)
+    p.add_argument("--max-frame-size", type=int, default=None)
+    p.add_argument("--certfile")
+    p.add_argument("--keyfile")
+    p.add_argument("--cafile")
+    p.add_argument("--proto-version", type=int, default=None,
+                   help="pretend to speak only this protocol version")
+    return p.parse_args()
+
+
+def make_node(args: argparse.Namespace) -> Any:
+    if args.proto_version is not None:
+        import pycos.proto.connection as connection
+
+        connection.SUPPORTED_VERSIONS = (args.proto_version, args.proto_version)
+    import pycos.netpycos as netpycos
+    from pycos.net.location import Location
+
+    kwargs: dict[str, Any] = {}
+    for opt, key in (("heartbeat", "heartbeat_interval"), ("peer_timeout", "peer_timeout"),
+                     ("handshake_timeout", "handshake_timeout"),
+                     ("max_frame_size", "max_frame_size")):
+        if getattr(args, opt) is not None:
+            kwargs[key] = getattr(args, opt)
+    peers = []
+    for item in args.peer:
+        host, _, port = item.rpartition(":")
+        peers.append(Location(host, int(port)))
+    return netpycos.Pycos(host=args.host, tcp_port=args.tcp_port, udp_port=args.udp_port or None,
+                          name=args.name, secret=args.secret, discover_peers=args.discover,
+                          peers=peers, certfile=args.certfile, keyfile=args.keyfile,
+                          cafile=args.cafile, **kwargs)
+
+
+def status_task(task: Any = None) -> Any:
+    task.set_daemon()
+    while True:
+        msg = yield task.receive()
+        state = "online" if msg.status == msg.Online else "offline"
+        emit("event", {"status": state, "name": msg.name, "location": repr(msg.location),
+                       "t": time.time()})
+
+
+def burn(seconds: float, task: Any = None) -> Any:
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:  # never yields: the node's service must keep going
+        n += 1
+    return n
+    yield  # a generator function
+
+
+def run_task(fn: Any, *args: Any, timeout: float = 30.0) -> Any:
+    import pycos
+
+    task = pycos.Task(fn, *args)
+    return task.value(timeout=timeout)
+
+
+def command(node: Any, cmd: list[Any]) -> Any:
+    from pycos.net.location import Location
+
+    op, args = cmd[0], cmd[1:]
+    if op == "peers":
+        return sorted(repr(loc) for loc in node.peers())
+    if op == "stats":
+        return node.stats()
+    if op == "name":
+        return node.name
+    if op == "peer":
+        loc = Location(args[0], int(args[1]))
+        return run_task(lambda task=None: (yield node.peer(loc)))
+    if op == "peer_host":
+        return run_task(lambda task=None: (yield node.peer(args[0], udp_port=int(args[1]))))
+    if op == "close_peer":
+        loc = Location(args[0], int(args[1]))
+        return run_task(lambda task=None: (yield node.close_peer(loc)))
+    if op == "locate":
+        found = run_task(lambda task=None: (yield node.locate(args[0], args[1])))
+        return None if found is None else repr(found)
+    if op == "ping":
+        loc = Location(args[0], int(args[1]))
+
+        def ping(task: Any = None) -> Any:
+            try:
+                return (yield node._request(loc, "ping", args[2], 5.0))
+            except Exception as exc:  # report the failure to the test
+                return f"error: {type(exc).__name__}: {exc}"
+
+        return run_task(ping)
+    if op == "burn":
+        return run_task(burn, float(args[0]), timeout=float(args[0]) + 30)
+    raise ValueError(f"unknown command {op!r}")
+
+
+def main() -> None:
+    args = parse()
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    node = make_node(args)
+    import pycos
+
+    node.peer_status(pycos.Task(status_task))
+    emit("ready", [node.location.addr, node.location.port, node.name])
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        cmd = json.loads(line)
+        if cmd[0] in ("finish", "terminate"):
+            emit("reply", "bye")
+            getattr(node, cmd[0])()
+            return
+        try:
+            result = command(node, cmd)
+        except Exception as exc:  # report to the test, keep serving
+            result = f"error: {type(exc).__name__}: {exc}"
+        emit("reply", result)
+    node.terminate()
+
+
+if __name__ == "__main__":
+    main()
