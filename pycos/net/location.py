@@ -12,6 +12,8 @@ import ipaddress
 import socket
 from typing import Any, ClassVar
 
+from ..proto.serialize import wire_type
+
 __all__ = ["Location", "PeerStatus", "normalize_host", "location_from_address"]
 
 
@@ -78,6 +80,7 @@ def location_from_address(addr: str, port: int) -> Location:
     return loc
 
 
+@wire_type
 class Location:
     """Address and TCP port of a node: a hashable, immutable value.
 
@@ -157,6 +160,7 @@ class Location:
         object.__setattr__(self, "port", port)
 
 
+@wire_type
 class PeerStatus:
     """A peer-status message, sent to the tasks registered with ``node.peer_status(task)``.
 

@@ -10,9 +10,9 @@ unpickler therefore resolves only globals on an allow list:
 * builtin value types and containers, the ``Ellipsis`` / ``NotImplemented`` singletons, and builtin
   exception classes;
 * standard value types: datetime, decimal, fractions, uuid, collections, pathlib, ipaddress;
-* classes *defined* in pycos's own modules (``pycos`` and ``pycos.*``): every exception class,
-  ``MonitorStatus``, and the public classes of public modules outside the core and the modules
-  that own process resources (sockets, TLS, files, thread pools);
+* from pycos's own modules: every exception class, ``MonitorStatus``, and the value types
+  that pycos marks as sent over the wire with :func:`wire_type` (``Location``, ``PeerStatus``,
+  remote references …) — never a class that owns resources or runs code when built;
 * numpy arrays, dtypes and scalars when numpy is importable;
 * what the user allows with :func:`serialize_allow` (a class or function, or a whole module).
 
@@ -35,7 +35,7 @@ from typing import Any
 
 from ..errors import SerializationError, UnpicklingRefused
 
-__all__ = ["dumps", "loads", "serialize_allow", "is_allowed", "PICKLE_PROTOCOL"]
+__all__ = ["dumps", "loads", "serialize_allow", "is_allowed", "wire_type", "PICKLE_PROTOCOL"]
 
 PICKLE_PROTOCOL = 5
 
@@ -68,13 +68,19 @@ _NUMPY: dict[str, frozenset[str]] = {
     "numpy.core.numeric": frozenset({"_frombuffer"}),
 }
 
-# pycos modules whose classes are scheduler internals or own process resources (threads,
-# sockets, files); building them from a peer's bytes is never wanted, so their classes are
-# refused unless allowed one by one. Exception classes are accepted from every pycos module;
-# private modules and classes (a name part starting with "_") are refused as well.
-_PYCOS_REFUSED = ("pycos.core", "pycos.asyncsocket", "pycos.asyncfile", "pycos.tls",
-                  "pycos.threadpool")
+# pycos value types accepted without the user's say-so; see wire_type().
 _PYCOS_VALUE_MODULES = ("pycos.core.status",)
+_WIRE_TYPES: frozenset[tuple[str, str]] = frozenset()
+
+
+def wire_type(cls: type) -> type:
+    """Class decorator for pycos's own value types that travel in payloads (``Location``,
+    ``PeerStatus`` …): the restricted unpickler accepts exactly these pycos classes (plus
+    exceptions and ``MonitorStatus``). Only for plain values whose construction has no side
+    effects."""
+    global _WIRE_TYPES
+    _WIRE_TYPES = _WIRE_TYPES | {(cls.__module__, cls.__qualname__)}
+    return cls
 
 
 class _AllowList:
@@ -199,10 +205,10 @@ def _pycos_class(module: str, qualname: str) -> Any:
     obj = _lookup(module, qualname, importing=False)
     if not isinstance(obj, type):
         return None
-    if issubclass(obj, BaseException) or module in _PYCOS_VALUE_MODULES:
+    if (issubclass(obj, BaseException) or module in _PYCOS_VALUE_MODULES
+            or (module, qualname) in _WIRE_TYPES):
         return obj
-    private = any(part.startswith("_") for part in [*module.split("."), *qualname.split(".")])
-    return None if private or _in_package(module, _PYCOS_REFUSED) else obj
+    return None
 
 
 def _builtin(name: str) -> Any:
