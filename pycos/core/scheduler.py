@@ -166,8 +166,13 @@ class Pycos(metaclass=_SchedulerMeta):
 
         Tasks created from its tasks run on it; everything else behaves as on the main
         scheduler. The networked node runs its service tasks (heartbeats, connections) on one, so
-        a user task that computes for a long time without yielding cannot stall them."""
-        return type.__call__(Pycos, clock=clock)  # type: ignore[no-any-return]
+        a user task that computes for a long time without yielding cannot stall them. It is not
+        finished at interpreter exit: its owner terminates it."""
+        sched: Pycos = type.__call__(Pycos, clock=clock)
+        # Its owner stops it; a finish at interpreter exit could run before the owner's own
+        # exit handler still needs it (exit handlers run in reverse order of registration).
+        _atexit.unregister(sched._at_interpreter_exit)
+        return sched
 
     @classmethod
     def instance(cls, *args: Any, **kwargs: Any) -> Pycos:

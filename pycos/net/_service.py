@@ -16,7 +16,6 @@ line and one counter increment, and never stops the service.
 
 from __future__ import annotations
 
-import atexit
 import errno
 import logging
 import socket
@@ -92,9 +91,7 @@ class Service:
         # peer_timeout, and a heartbeat leaves at most one tick late.
         self.tick = max(0.005, min(hb / 4, config.peer_timeout / 10,
                                    config.handshake_timeout / 4))
-        self.sched = CorePycos.private()
-        # The node stops this scheduler itself, after telling peers; not before at exit.
-        atexit.unregister(self.sched._at_interpreter_exit)
+        self.sched = CorePycos.private()  # stopped by the node itself, after telling peers
 
     # ------------------------------------------------------------------ basics
     def _bind(self, config: NodeConfig) -> AsyncSocket:
