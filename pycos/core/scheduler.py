@@ -29,7 +29,7 @@ from .._log import logger
 from ..errors import HotSwapException, InternalError
 from .clock import Clock, SystemClock
 from .poller import READ, Callback, Poller
-from .status import MonitorStatus
+from .status import MonitorStatus, TracebackText
 from .timers import TimerHeap
 from .traps import RECEIVE_FOREVER, RECEIVING, SUSPEND, SUSPENDED, WOKEN, Trap
 from .waker import Waker
@@ -472,8 +472,8 @@ class Pycos(metaclass=_SchedulerMeta):
         """Finish ``task``: record its result, tell monitors and waiters, forget it."""
         if exc is not None:
             tb = exc.__traceback__
-            trace = "".join(traceback.format_exception(type(exc), exc,
-                                                       tb.tb_next if tb is not None else None))
+            trace = TracebackText("".join(traceback.format_exception(
+                type(exc), exc, tb.tb_next if tb is not None else None)), exc.args)
             logger.warning("uncaught exception in %r:\n%s", task, trace)
             result = status = MonitorStatus(task, type(exc), trace)
         elif terminated:

@@ -9,7 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MonitorStatus", "MonitorException"]
+__all__ = ["MonitorStatus", "MonitorException", "TracebackText"]
+
+
+class TracebackText(str):
+    """The formatted traceback of a failed task (a ``str``) that also keeps the exception's
+    arguments as text in ``args``, as asyncoro programs read ``status.value.args[0]``."""
+
+    args: tuple[str, ...]
+
+    def __new__(cls, text: str, args: tuple[Any, ...] = ()) -> TracebackText:
+        obj = super().__new__(cls, text)
+        obj.args = tuple(str(a) for a in args)
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TracebackText, (str(self), self.args))
 
 
 class MonitorException(Exception):  # noqa: N818 - asyncoro's name
@@ -28,7 +43,8 @@ class MonitorStatus(MonitorException):
         type: what happened:
 
             * ``StopIteration`` — normal end; ``value`` is the task's return value;
-            * an exception class — the task raised it; ``value`` is the formatted traceback;
+            * an exception class — the task raised it; ``value`` is the formatted traceback (a
+              ``TracebackText``: a ``str`` whose ``args`` are the exception's arguments);
             * ``GeneratorExit`` — the task was terminated (``task.terminate()``); ``value`` is
               None;
             * ``pycos.PeerLost`` — the node hosting the (remote) task went away; ``value`` is a

@@ -112,6 +112,7 @@ def test_exception_ends_task_with_monitorstatus_result(run, caplog):
     assert isinstance(result, MonitorStatus)
     assert result.type is KeyError
     assert "KeyError" in result.value and "bad" in result.value
+    assert result.value.args == ("k",)  # asyncoro programs read value.args[0]
     assert "uncaught exception" in caplog.text
 
 
