@@ -69,6 +69,11 @@ def _check_transform(transform: Any) -> Transform | None:
     return fn
 
 
+def _alive() -> bool:
+    """Subscribers without ``is_alive`` count as alive."""
+    return True
+
+
 def _send_other(subscriber: Any, message: Any) -> bool:
     """``subscriber.send(message)`` for a subscriber that is not a local task or channel;
     False if it refused or failed (it is then dropped)."""
@@ -124,6 +129,14 @@ class Channel:
     def __repr__(self) -> str:
         return f"<Channel {self._name!r}{' closed' if self._closed else ''}>"
 
+    def __reduce__(self) -> Any:
+        # A channel travels to other nodes as a reference; the networked node's router makes it.
+        router = self._sched.router
+        if router is None:
+            raise TypeError(f"{self!r} cannot be pickled: channels are sent to other nodes as "
+                            "references, which needs a running node (pycos.netpycos)")
+        return router.channel_reduce(self)
+
     @property
     def name(self) -> str:
         """The channel's name."""
@@ -166,7 +179,7 @@ class Channel:
     def _add(self, subscriber: Any) -> int:
         if self._closed or subscriber is self:
             return -1
-        if isinstance(subscriber, Channel):
+        if isinstance(subscriber, Channel) and subscriber.location == self._sched.location:
             if subscriber._closed:
                 return -1
             kind = _CHANNEL
@@ -194,8 +207,10 @@ class Channel:
         return 0 if self._subs.pop(subscriber, None) is not None else -1
 
     def _live_count(self) -> int:
-        """Number of direct subscribers, dropping local tasks that have ended."""
-        gone = [s for s, kind in self._subs.items() if kind == _TASK and not s.is_alive()]
+        """Number of direct subscribers, dropping tasks (local, or remote references) known to
+        have ended."""
+        gone = [s for s, kind in self._subs.items()
+                if kind != _CHANNEL and not getattr(s, "is_alive", _alive)()]
         for sub in gone:
             del self._subs[sub]
         return len(self._subs)

@@ -1,7 +1,9 @@
 """Facade of the distributed layer: ``import pycos.netpycos``.
 
 Re-exports everything ``pycos`` offers plus the networked node (``Pycos``, replacing the local
-scheduler class in this namespace), ``Location`` and ``PeerStatus``. Importing this module makes
+scheduler class in this namespace), ``Location``, ``PeerStatus``, remote task invocation
+(``RCI``, with pycos's names ``RPS`` and ``RTI``) and the reference classes ``RemoteTask``,
+``RemoteChannel`` and ``RemoteRCI``. Importing this module makes
 ``pycos.Pycos.instance()`` (and ``pycos.Pycos()``) create the networked node: the core scheduler
 class picks the class it instantiates from ``_default_class``, so no name is rebound anywhere.
 """
@@ -13,6 +15,8 @@ from . import __all__ as _local_all
 from .core.scheduler import Pycos as _CorePycos
 from .net import HANDLERS, Location, PeerStatus, RemoteRequestFailed, RequestError
 from .net.node import Pycos  # type: ignore[assignment]
+from .net.rci import RCI, RPS, RTI, RemoteRCI
+from .net.refs import RemoteChannel, RemoteTask
 
 _CorePycos._default_class = Pycos
 
@@ -21,5 +25,5 @@ AsynCoro = Pycos  # type: ignore[misc]
 
 __all__ = [name for name in _local_all if name not in ("Pycos", "AsynCoro")] + [
     "Pycos", "AsynCoro", "Location", "PeerStatus", "HANDLERS", "RequestError",
-    "RemoteRequestFailed",
+    "RemoteRequestFailed", "RCI", "RPS", "RTI", "RemoteTask", "RemoteChannel", "RemoteRCI",
 ]

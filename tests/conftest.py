@@ -89,12 +89,14 @@ def _fresh(clock: pycos.Clock | None = None) -> pycos.Pycos:
 def _scheduler_isolation() -> Iterator[None]:
     """Every test ends with no scheduler running, so no task outlives the test that made it
     (and interpreter exit never waits for a forgotten task)."""
-    default_class = CorePycos._default_class
+    # Importing pycos.netpycos or asyncoro.disasyncoro (even at collection time) makes the
+    # networked node the default; every test starts and ends with the local scheduler instead.
+    CorePycos._default_class = CorePycos
     yield
     leftover = pycos.Pycos.scheduler()
     if leftover is not None:
         leftover.terminate()
-    CorePycos._default_class = default_class  # importing pycos.netpycos must not leak
+    CorePycos._default_class = CorePycos
 
 
 @pytest.fixture

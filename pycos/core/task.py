@@ -185,6 +185,14 @@ class Task:
     def __repr__(self) -> str:
         return f"{self._name}/{id(self)}"
 
+    def __reduce__(self) -> Any:
+        # A task travels to other nodes as a reference; the networked node's router makes it.
+        router = self._sched.router
+        if router is None:
+            raise TypeError(f"task {self!r} cannot be pickled: tasks are sent to other nodes "
+                            "as references, which needs a running node (pycos.netpycos)")
+        return router.task_reduce(self)
+
     def is_alive(self) -> bool:
         """Plain call: True until the task has ended."""
         return self._gen is not None

@@ -82,6 +82,9 @@ class Service:
         self.peer_snapshot: tuple[tuple[Location, str], ...] = ()
         self.dialing: dict[Location, list[Pending]] = {}
         self.status_tasks: list[Any] = []
+        #: Called on the service thread as ``hook(peer, PeerStatus.Online/Offline)`` before the
+        #: status tasks are told (the router's outlets open and fail here).
+        self.peer_hooks: list[Any] = []
         self.name_waiters: dict[str, list[Pending]] = {}
         self.discovery: Any = None
         self.stopping = False
@@ -458,6 +461,11 @@ class Service:
         self.peer_snapshot = tuple(sorted((loc, p.name) for loc, p in self.by_loc.items()))
 
     def _notify(self, peer: Peer, status: int) -> None:
+        for hook in list(self.peer_hooks):
+            try:
+                hook(peer, status)
+            except Exception:  # a hook's bug must not stop the notifications
+                logger.exception("peer hook %r failed", hook)
         msg = PeerStatus(peer.location, peer.name, status)
         for task in list(self.status_tasks):
             if task.send(msg) != 0:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from ..errors import PycosError
 
 __all__ = ["HandlerTable", "HANDLERS", "RequestContext", "RequestError", "RemoteRequestFailed",
-           "DEFER", "RequestHandler", "OnewayHandler"]
+           "DEFER", "RequestHandler", "OnewayHandler", "StreamHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,18 +96,22 @@ class RequestContext:
 
 RequestHandler = Callable[[RequestContext, Any], Any]
 OnewayHandler = Callable[[Any, Any, Any], None]
+#: ``fn(service, sock, conn, payload, who)``: see ``HandlerTable.stream``.
+StreamHandler = Callable[[Any, Any, Any, Any, str], None]
 
 
 class HandlerTable:
     """Request and one-way handlers by message kind.
 
     ``@table.request("kind")`` registers ``fn(ctx, payload) -> reply value | DEFER``;
-    ``@table.oneway("kind")`` registers ``fn(service, peer, payload) -> None``.
+    ``@table.oneway("kind")`` registers ``fn(service, peer, payload) -> None``;
+    ``@table.stream("kind")`` registers ``fn(service, sock, conn, payload, who) -> None``.
     """
 
     def __init__(self) -> None:
         self.requests: dict[str, RequestHandler] = {}
         self.oneways: dict[str, OnewayHandler] = {}
+        self.streams: dict[str, StreamHandler] = {}
 
     def request(self, kind: str) -> Callable[[RequestHandler], RequestHandler]:
         """Decorator: handle requests of ``kind``."""
@@ -128,6 +132,42 @@ class HandlerTable:
             return fn
 
         return register
+
+    def stream(self, kind: str) -> Callable[[StreamHandler], StreamHandler]:
+        """Decorator: take over connections that ask to be a dedicated stream of ``kind``.
+
+        A client may, right after the handshake (and the node info the accepting node sends),
+        ask with ``Oneway("_stream", (kind, payload))`` that its connection carry one bulk
+        transfer instead of becoming a peer link. The link then lets go of the connection and
+        calls ``fn(service, sock, conn, payload, who)`` on the service thread: ``sock`` is the
+        plain (or TLS) non-blocking socket, ``conn`` its authenticated
+        ``pycos.proto.Connection``, ``who`` the client's address for messages. The handler
+        owns both from then on (it must not block: hand the work to a thread) and must close
+        the socket.
+        """
+        _check_kind(kind, self.streams)
+
+        def register(fn: StreamHandler) -> StreamHandler:
+            self.streams[kind] = fn
+            return fn
+
+        return register
+
+    def handle_stream(self, service: Any, sock: Any, conn: Any, payload: Any, who: str) -> None:
+        """Give a connection to the stream handler its ``_stream`` request names (service
+        thread); the socket is closed if there is none or it fails."""
+        kind = payload[0] if isinstance(payload, tuple) and len(payload) == 2 else None
+        handler = self.streams.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            logger.warning("closed a connection from %s: it asked for a stream of unknown kind "
+                           "%r", who, kind)
+            sock.close()
+            return
+        try:
+            handler(service, sock, conn, payload[1], who)
+        except Exception:
+            logger.exception("stream handler of kind %r failed", kind)
+            sock.close()
 
     def handle_request(self, ctx: RequestContext, payload: Any) -> None:
         """Run the handler of ``ctx.kind`` and answer unless it deferred (service thread)."""

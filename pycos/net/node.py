@@ -16,6 +16,7 @@ from typing import Any
 from ..core.scheduler import Pycos as CorePycos
 from ..core.scheduler import _check_timeout
 from ..proto import DEFAULT_MAX_FRAME_SIZE
+from . import files
 from ._config import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -25,6 +26,7 @@ from ._config import (
 from ._service import Service
 from .bridge import Pending
 from .location import Location
+from .router import Router
 
 __all__ = ["Pycos"]
 
@@ -97,6 +99,7 @@ class Pycos(CorePycos):
             raise
         self._service = service
         super().__init__(clock=clock)
+        self.router = Router(self)  # tasks, channels and RCIs of other nodes (sched.router)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -219,6 +222,25 @@ class Pycos(CorePycos):
         """Plain call: announce this node by UDP on its networks (opening the discovery port
         first if ``discover_peers=False`` was given)."""
         self._service.call_soon(self._service.start_discovery, True)
+
+    def send_file(self, location: Location, file: Any, dir: Any = None, overwrite: bool = False,
+                  timeout: float | None = None, progress: Any = None) -> Generator[Any, Any, Any]:
+        """Use with yield: ``status = yield node.send_file(location, file, dir)``: copy
+        ``file`` to the node at ``location``, into its ``dest_path`` (+ ``dir``, relative).
+
+        Returns 0 when sent; 1 when the same file (size, mode, mtime) is there already; that
+        node's ``os.stat_result`` when a different file is there and ``overwrite`` is False;
+        -1 on error. ``timeout``: seconds without progress before giving up; ``progress``:
+        ``fn(sent, total)`` called on this node's scheduler. See ``pycos.net.files``.
+        """
+        return files.send_file(self, location, file, dir, overwrite, timeout, progress)
+
+    def del_file(self, location: Location, file: Any, dir: Any = None,
+                 timeout: float | None = None) -> Generator[Any, Any, int]:
+        """Use with yield: ``status = yield node.del_file(location, file, dir)``: delete a
+        file ``send_file`` saved there (same ``file`` and ``dir``) and the directories that
+        leaves empty. Returns 0, or -1 on error. See ``pycos.net.files``."""
+        return files.del_file(self, location, file, dir, timeout)
 
     def stats(self) -> dict[str, int]:
         """Plain call: counters of the node's network service (connections, handshakes, bad

@@ -15,13 +15,17 @@ two connections made at the same time collapse into one without losing a frame.
 
 Invariants (service thread only): a link is CLOSED once and fails its pending requests then;
 no payload is acted on unless the link is ACTIVE (control messages excepted); every frame leaves
-through ``_queue`` in the order it was made.
+in the order it was made, through ``_queue`` or ``send_oneway_now``. ``send_oneway_now`` is the
+one entry used from other threads; the protocol state, the output buffer and the writer's
+state are changed only under ``_wlock``.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import socket
+import threading
 from typing import Any
 
 from ..core.task import Task
@@ -54,6 +58,7 @@ logger = logging.getLogger(__name__)
 RECV_SIZE = 64 * 1024
 _INFO = "_info"
 _LINK = "_link"
+_STREAM = "_stream"
 _LIVE = (State.START, State.HELLO_SENT, State.HELLO_RECEIVED, State.AUTHENTICATING,
          State.CONFIRMING, State.OPEN)
 
@@ -126,6 +131,9 @@ class Link:
         self._out = bytearray()
         self._writer: Any = None
         self._writer_idle = False
+        # Guards the protocol state, the output buffer and the writer's state: besides the
+        # service thread, ``send_oneway_now`` writes from the sending task's own thread.
+        self._wlock = threading.RLock()
         self._socket_open = True
         self._requests: dict[int, tuple[Pending, float | None]] = {}
         self._next_id = 1
@@ -172,13 +180,17 @@ class Link:
         task.set_daemon()
         sock = self.sock
         while self._socket_open:
-            if not self._out:
+            with self._wlock:
+                data = self._out
+                if data:
+                    self._out = bytearray()
+                elif self.state is not LinkState.CLOSED:
+                    self._writer_idle = True
+            if not data:
                 if self.state is LinkState.CLOSED:
                     break
-                self._writer_idle = True
                 yield task.suspend()
                 continue
-            data, self._out = self._out, bytearray()
             try:
                 yield sock.sendall(data)
             except OSError as exc:
@@ -191,19 +203,21 @@ class Link:
         """Append frames to the output; the writer sends them with the next batch."""
         if not data or not self._socket_open:
             return
-        self._out += data
-        self.last_send = self.service.now()
-        if self._writer_idle:
-            self._writer_idle = False
+        with self._wlock:
+            self._out += data
+            self.last_send = self.service.now()
+            wake, self._writer_idle = self._writer_idle, False
+        if wake:
             self._writer.resume()
 
     def _close_socket(self) -> None:
         if self._socket_open:
-            self._socket_open = False
-            self._out.clear()
+            with self._wlock:
+                self._socket_open = False
+                self._out.clear()
+                wake, self._writer_idle = self._writer_idle, False
             self.sock.close()
-            if self._writer_idle:
-                self._writer_idle = False
+            if wake:
                 self._writer.resume()
             self.service.link_gone(self)
 
@@ -212,13 +226,16 @@ class Link:
         conn = self.conn
         while self.state is not LinkState.CLOSED:
             try:
-                event = conn.next_event()
+                with self._wlock:
+                    event = conn.next_event()
+                    answer = conn.data_to_send()
             except RemoteProtocolError as exc:
-                self._queue(conn.data_to_send())  # the REFUSE telling the peer why
+                with self._wlock:
+                    self._queue(conn.data_to_send())  # the REFUSE telling the peer why
                 self.service.bad_input(self, "protocol_errors", str(exc))
                 self.close(f"protocol error: {exc}", bye=False)
                 return
-            self._queue(conn.data_to_send())
+            self._queue(answer)
             if event is NEED_DATA:
                 return
             _EVENTS[type(event)](self, event)
@@ -242,6 +259,8 @@ class Link:
                 self._violation("malformed connection verdict")
             else:
                 self.service.on_verdict(self, ev.payload)
+        elif kind == _STREAM:
+            self._on_stream(ev.payload)
         elif self.state is not LinkState.ACTIVE:
             self._violation(f"{kind!r} message before the connection was accepted")
         elif not self.service.handlers.handle_oneway(self.service, self.peer, kind,
@@ -261,6 +280,29 @@ class Link:
             return
         self.name, self.location = name, location
         self.service.on_info(self)
+
+    def _on_stream(self, payload: Any) -> None:
+        """The client asks that this connection, just authenticated, carry one bulk transfer
+        (``HandlerTable.stream``) instead of becoming a peer link. It may ask only instead of
+        sending its node info, and only once it has this side's node info (so nothing of ours
+        is left unwritten): the socket and the protocol state then go to the stream handler
+        and the link ends without a goodbye, an Offline or a close of the socket."""
+        kind = payload[0] if isinstance(payload, tuple) and len(payload) == 2 else None
+        if (not isinstance(kind, str) or kind not in self.service.handlers.streams
+                or self.role is not Role.SERVER or self.state is not LinkState.INFO
+                or self.name is not None or self._out or not self._writer_idle):
+            self._violation(f"unexpected stream request ({kind!r})")
+            return
+        self.state = LinkState.CLOSED
+        self.close_reason = f"handed over as a {kind!r} stream"
+        self.service.unsettled.discard(self)
+        self._socket_open = False
+        self._writer_idle = False
+        self._writer.resume()  # it sees the socket gone and ends without touching it
+        sock = self.sock.unwrap()
+        self.service.link_gone(self)
+        self.service.handlers.handle_stream(self.service, sock, self.conn, payload,
+                                            self.describe)
 
     def _on_request(self, ev: Request) -> None:
         if self.state is not LinkState.ACTIVE:
@@ -320,7 +362,8 @@ class Link:
 
     # ------------------------------------------------------------------ output
     def _send(self, message: Any) -> None:
-        self._queue(self.conn.send(message))
+        with self._wlock:
+            self._queue(self.conn.send(message))
 
     def heartbeat(self) -> None:
         """Send a heartbeat (service thread; the link is ACTIVE)."""
@@ -340,6 +383,39 @@ class Link:
         if self.state is not LinkState.ACTIVE:
             raise PeerLost(f"connection to {self.describe} is {self.state.value}")
         self._send(Oneway(kind, payload))
+
+    def send_oneway_now(self, kind: str, payload: Any) -> None:
+        """Send a one-way message from any thread, in order with everything else sent on
+        this link. When nothing is waiting to be written it is written at once by the calling
+        thread (no hand-over to the service thread: one wake-up less per message); what the
+        socket does not take, and everything on TLS connections, goes to the writer.
+
+        Raises:
+            PeerLost: the link is not active.
+            SerializationError, LocalProtocolError: the payload cannot be sent.
+        """
+        with self._wlock:
+            if self.state is not LinkState.ACTIVE or not self._socket_open:
+                raise PeerLost(f"connection to {self.describe} is {self.state.value}")
+            data = self.conn.send(Oneway(kind, payload))
+            raw = getattr(self.sock, "_sock", None)
+            if self._out or not self._writer_idle or type(raw) is not socket.socket:
+                self._out += data
+                wake, self._writer_idle = self._writer_idle, False
+            else:
+                try:
+                    sent = raw.send(data)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:
+                    sent = 0  # the reader (or the writer) reports the failure
+                wake = sent < len(data)
+                if wake:
+                    self._out += data[sent:]
+                    self._writer_idle = False
+            self.last_send = self.service.now()
+        if wake:
+            self._writer.resume()  # thread-safe: posted when called from another thread
 
     def request(self, kind: str, payload: Any, pending: Pending,
                 deadline: float | None = None) -> None:
@@ -377,23 +453,26 @@ class Link:
     def close(self, reason: str, bye: bool = True) -> None:
         """Close the link (service thread): BYE (or REFUSE during the handshake) if ``bye``,
         fail its pending requests, tell the service (Offline if it was a peer's link)."""
-        if self.state is LinkState.CLOSED:
-            return
-        self.state = LinkState.CLOSED
+        with self._wlock:
+            if self.state is LinkState.CLOSED:
+                return
+            self.state = LinkState.CLOSED
         self.close_reason = reason
         requests, self._requests = self._requests, {}
         for pending, _deadline in requests.values():
             pending.fail(PeerLost(f"connection to {self.describe} closed: {reason}"))
         if bye and self.conn.state in _LIVE:
             try:
-                self._queue(self.conn.close(reason))
+                with self._wlock:
+                    self._queue(self.conn.close(reason))
             except (LocalProtocolError, ValueError):
                 pass
         self.service.link_closed(self)
         if self._out and self._socket_open:
             self.closing_since = self.service.now()  # the writer flushes, then closes
-            if self._writer_idle:
-                self._writer_idle = False
+            with self._wlock:
+                wake, self._writer_idle = self._writer_idle, False
+            if wake:
                 self._writer.resume()
         else:
             self._close_socket()

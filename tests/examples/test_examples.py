@@ -3,7 +3,8 @@
 Every example is run as its own process (``python examples/NAME.py``) with a time limit, from a
 scratch directory so that it cannot depend on the current directory. It must exit with code 0,
 print no traceback, and print the lines listed below (each line must appear in stdout, in this
-order). Examples of the I/O and network layers are tested next to those layers.
+order). Examples of the I/O and network layers (``demo.py`` among them) are tested in
+``test_io_examples.py`` and ``test_net_examples.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 #: example file -> lines expected in its output, in order.
 EXPECTED: dict[str, list[str]] = {
-    "demo.py": [
+    "local_tour.py": [
         "ring: 4 tasks passed a token 10 times along [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]",
         "ring: each member forwarded it [3, 3, 2, 2] times",
         "channel: first broadcast reached 3 subscribers",
@@ -29,7 +30,7 @@ EXPECTED: dict[str, list[str]] = {
         "monitor: returns returned 42",
         "monitor: raises raised KeyError",
         "threads: slow_square(7) = 49 in a thread",
-        "demo finished",
+        "tour finished",
     ],
     "tasks.py": [
         "a: 3",
@@ -116,7 +117,7 @@ def test_example_runs(name: str, tmp_path: Path) -> None:
 
 def test_every_local_example_is_tested() -> None:
     """The six local examples exist; a new local example must be added to EXPECTED."""
-    local = {"demo.py", "tasks.py", "client_server.py", "channel.py", "hot_swap.py",
+    local = {"local_tour.py", "tasks.py", "client_server.py", "channel.py", "hot_swap.py",
              "monitors.py"}
     assert local == set(EXPECTED)
     assert all((EXAMPLES / name).is_file() for name in local)

@@ -7,7 +7,9 @@ as ``event <json>`` lines with the wall-clock time. Logging goes to stderr.
 
 Commands: peers, stats, name, peer ADDR PORT, peer_host HOST UDP_PORT, close_peer ADDR PORT,
 locate NAME TIMEOUT, ping ADDR PORT PAYLOAD, burn SECONDS (a task computing without yielding),
-finish, terminate.
+finish, terminate; file transfer: send_file ADDR PORT PATH [DIR OVERWRITE TIMEOUT], del_file ADDR
+PORT NAME [DIR TIMEOUT], dest_path (options --dest-path, --max-file-size); remote tasks, channels
+and RCI (see remote_services.py): r_serve, r_allow MODULE.CLASS.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--cafile")
     p.add_argument("--proto-version", type=int, default=None,
                    help="pretend to speak only this protocol version")
+    add_file_options(p)
     return p.parse_args()
 
 
@@ -68,6 +71,7 @@ def make_node(args: argparse.Namespace) -> Any:
     for item in args.peer:
         host, _, port = item.rpartition(":")
         peers.append(Location(host, int(port)))
+    kwargs.update(file_kwargs(args))
     return netpycos.Pycos(host=args.host, tcp_port=args.tcp_port, udp_port=args.udp_port or None,
                           name=args.name, secret=args.secret, discover_peers=args.discover,
                           peers=peers, certfile=args.certfile, keyfile=args.keyfile,
@@ -132,7 +136,62 @@ def command(node: Any, cmd: list[Any]) -> Any:
         return run_task(ping)
     if op == "burn":
         return run_task(burn, float(args[0]), timeout=float(args[0]) + 30)
+    if op in FILE_COMMANDS:
+        return FILE_COMMANDS[op](node, *args)
+    if op in REMOTE_COMMANDS:
+        return REMOTE_COMMANDS[op](node, *args)
     raise ValueError(f"unknown command {op!r}")
+
+
+# ---------------------------------------------------------------------- file transfer
+def add_file_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dest-path")
+    p.add_argument("--max-file-size", type=int, default=None)
+
+
+def file_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"dest_path": args.dest_path, "max_file_size": args.max_file_size}
+
+
+def _send_file(node: Any, addr: str, port: int, path: str, dir: Any = None,
+               overwrite: bool = False, timeout: Any = None) -> Any:
+    """send_file; an os.stat_result comes back as {"stat": [size, mode, mtime_ns]}."""
+    from pycos.net.location import Location
+
+    loc = Location(addr, int(port))
+    result = run_task(lambda task=None: (yield node.send_file(loc, path, dir, overwrite,
+                                                              timeout)), timeout=120)
+    if isinstance(result, int):
+        return result
+    return {"stat": [result.st_size, result.st_mode, result.st_mtime_ns]}
+
+
+def _del_file(node: Any, addr: str, port: int, name: str, dir: Any = None,
+              timeout: Any = None) -> Any:
+    from pycos.net.location import Location
+
+    loc = Location(addr, int(port))
+    return run_task(lambda task=None: (yield node.del_file(loc, name, dir, timeout)))
+
+
+def _dest_path(node: Any) -> str:
+    return str(node.dest_path)
+
+
+FILE_COMMANDS: dict[str, Any] = {"send_file": _send_file, "del_file": _del_file,
+                                 "dest_path": _dest_path}
+
+
+# ---------------------------------------------------------------------- remote tasks / RCI
+def _remote_commands() -> dict[str, Any]:
+    from remote_services import COMMANDS  # beside this file
+
+    return COMMANDS
+
+
+REMOTE_COMMANDS: dict[str, Any] = {"r_serve": lambda node: _remote_commands()["r_serve"](node),
+                                   "r_allow": lambda node, name: _remote_commands()["r_allow"](
+                                       node, name)}
 
 
 def main() -> None:
