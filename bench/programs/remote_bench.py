@@ -9,7 +9,8 @@ second process, connects to it and measures, printing one JSON line:
   waits for the answer, one round trip at a time;
 * ``deliver_per_s``: sequential ``yield echo.deliver(i)``;
 * ``rci_calls_per_s``: sequential ``rtask = yield rci(i)`` then ``yield rtask(timeout)``;
-  ``rci_hangs`` counts the calls whose result did not come within the timeout (or was wrong);
+  ``rci_hangs`` counts the calls whose result did not come within the timeout (or was wrong),
+  out of ``rci_calls`` (a measurement stops early after ``--rci-seconds``);
 * ``rci_calls_per_s_concurrent`` / ``rci_hangs_concurrent``: the same by 20 tasks at once.
 
 It uses only API that this pycos and pycos 4.12.2 share (``pycos.netpycos.Pycos``, ``peer``,
@@ -114,29 +115,36 @@ def measure(node, loc, args, task=None):
     out["deliver_ok"] = ok
 
     start = time.perf_counter()
-    hangs = 0
+    hangs = calls = 0
     for i in range(args.rcis):
         rtask = yield rps(i)
         value = None if rtask is None else (yield rtask(args.rci_timeout))
         hangs += value != 2 * i
-    out["rci_calls_per_s"] = args.rcis / (time.perf_counter() - start)
+        calls += 1
+        if time.perf_counter() - start > args.rci_seconds:
+            break
+    out["rci_calls_per_s"] = calls / (time.perf_counter() - start)
     out["rci_hangs"] = hangs
-    out["rci_calls"] = args.rcis
+    out["rci_calls"] = calls
 
     def worker(base, n, result, task=None):
         for i in range(base, base + n):
             rtask = yield rps(i)
             value = None if rtask is None else (yield rtask(args.rci_timeout))
             result[0] += value != 2 * i
+            result[1] += 1
+            if time.perf_counter() - start > args.rci_seconds:
+                break
 
-    result = [0]
+    result = [0, 0]
     each = max(1, args.rcis // 4 // 20)
     start = time.perf_counter()
     workers = [pycos.Task(worker, k * each, each, result) for k in range(20)]
     for w in workers:
         yield w.finish()
-    out["rci_calls_per_s_concurrent"] = 20 * each / (time.perf_counter() - start)
+    out["rci_calls_per_s_concurrent"] = result[1] / (time.perf_counter() - start)
     out["rci_hangs_concurrent"] = result[0]
+    out["rci_calls_concurrent"] = result[1]
     return out
 
 
@@ -175,6 +183,8 @@ def main():
     p.add_argument("--delivers", type=int, default=2000)
     p.add_argument("--rcis", type=int, default=10000)
     p.add_argument("--rci-timeout", type=float, default=5.0)
+    p.add_argument("--rci-seconds", type=float, default=120.0,
+                   help="stop each RCI measurement after this long (rates stay per second)")
     p.add_argument("--timeout", type=float, default=600.0)
     args = p.parse_args()
     if args.role == "server":
