@@ -167,7 +167,7 @@ class Router:
             out = self.outlets.get(inc)
             if out is not None:
                 return out
-            if inc in self.lost or inc == self.inc:
+            if inc in self.lost or inc == self.inc or self.service.stopping:
                 return None
             out = self.outlets[inc] = rec.Outlet(self, inc, loc, rec.CONNECTING)
         self.service.call_soon(self._connect, out)
