@@ -17,9 +17,9 @@ Run: ``python examples/rci_monitor.py`` (finishes by itself in about a second).
 import argparse
 import os
 import secrets
-import subprocess
 import sys
-import threading
+
+from _nodes import location, say, start_role, stop_all
 
 import pycos
 import pycos.netpycos as netpycos
@@ -102,49 +102,6 @@ def client_main():
         stop_all([server_proc])
     say(f"client: the server process exited with status {server_proc.returncode}")
     node.finish()
-
-
-# ---------------------------------------------------------------- processes
-_out = threading.Lock()
-
-
-def say(text):
-    with _out:
-        print(text, flush=True)
-
-
-def start_role(role, *args):
-    """Run this file again as ``--role ROLE``: another node in a process of its own. Its
-    output is printed here; closing its stdin tells it to stop."""
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--role", role, *args],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    proc.relay = threading.Thread(target=lambda: [say(line.rstrip("\n")) for line in proc.stdout])
-    proc.relay.start()
-    return proc
-
-
-def stop_all(procs):
-    """Tell every child to stop, wait a little, kill what is left."""
-    for proc in procs:
-        proc.stdin.close()
-    for proc in procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.relay.join(timeout=5)
-
-
-def stop_when_parent_closes_stdin(node):
-    """A child node stops when its parent closes our stdin (or exits, or is killed)."""
-    threading.Thread(target=lambda: (sys.stdin.read(), node.terminate()), daemon=True).start()
-
-
-def location(text):
-    host, _, port = text.rpartition(":")
-    return netpycos.Location(host, int(port))
 
 
 if __name__ == "__main__":
