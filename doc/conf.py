@@ -1,6 +1,8 @@
 """Sphinx configuration of the pycos documentation.
 
-Builds offline (no intersphinx, no remote images): ``sphinx-build -W -q doc doc/_build/html``.
+Builds offline (no intersphinx, no remote images), from the repository's top directory:
+``python -m sphinx -W -b html doc doc/_build/html`` (the README's command; the ``docs`` extra
+installs Sphinx). ``tests/test_tooling.py`` runs the same build and fails on any warning.
 The API pages are generated from the docstrings (Google style, read by napoleon) of the package
 in this repository, which is put first on ``sys.path`` so the build does not depend on an
 installed copy.
@@ -16,8 +18,8 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 import pycos  # noqa: E402
 
 project = "pycos"
-author = "the pycos developers"
-copyright = "the pycos developers"  # noqa: A001
+author = "the pycos authors"
+copyright = "2026, the pycos authors"  # noqa: A001
 release = pycos.__version__
 version = ".".join(release.split(".")[:2])
 

@@ -1,288 +1,581 @@
-"""The networked node: ``pycos.netpycos.Pycos``.
+"""The node's network service: listener, dialing, peer table, liveness, status notifications.
 
-Owns the public node class, a subclass of the core scheduler that adds the distributed API of
-SPEC §3.1 (``peer``, ``peers``, ``peer_status``, ``close_peer``, ``locate``, ``discover_peers``)
-and stops its network service at ``finish`` / ``terminate``. Every network operation is done by
-the node's ``Service`` on its own scheduler thread; the methods here only check arguments, post
-the work there and wait for the answer (``Pending``). Imports the standard library,
-``pycos.core`` and its own package.
+Owns ``Service``, which runs on a private scheduler (its own thread) so that heartbeats, reading
+connections and answering peers go on while a user task computes without yielding. User-visible
+effects are handed to tasks on the main scheduler with ``Task.send`` / ``Pending`` (both
+thread-safe). Imports the standard library, ``pycos.core``, ``pycos.errors``, ``pycos.proto``,
+``pycos.asyncsocket`` and its own package. Private module: nothing here can be built from a
+peer's payload.
+
+Invariants: every attribute is touched only on the service thread, except ``location``,
+``name``, ``incarnation``, ``stats`` (read-only elsewhere; fixed keys) and ``peer_snapshot``
+(replaced, never mutated). A peer is Online exactly while it is in ``by_inc`` (and ``by_loc``);
+every Online is followed by exactly one Offline for the same peer. Bad input costs one warning
+line and one counter increment, and never stops the service.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import errno
+import logging
+import socket
+import ssl
+import threading
 from typing import Any
 
+from ..asyncsocket import AsyncSocket
 from ..core.scheduler import Pycos as CorePycos
-from ..core.scheduler import _check_timeout
-from ..proto import DEFAULT_MAX_FRAME_SIZE
-from . import files
-from ._config import (
-    DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_UDP_PORT,
-    make_config,
-)
-from ._service import Service
+from ..core.task import Task
+from ..errors import PeerLost
+from ..proto import RefuseCode, Refused, Role
+from ..proto.auth import new_incarnation
+from ._config import NodeConfig
 from .bridge import Pending
-from .location import Location
-from .router import Router
+from .handlers import HANDLERS
+from .interfaces import choose_addresses
+from .location import Location, PeerStatus, location_from_address
+from .peer import Link, LinkState, Peer
 
-__all__ = ["Pycos"]
+__all__ = ["Service", "STAT_KEYS"]
+
+logger = logging.getLogger("pycos.net")
+
+STAT_KEYS = (
+    "connections_accepted", "connections_dialed", "dial_failures", "handshakes",
+    "handshake_timeouts", "refused_auth", "refused_version", "refused_other", "refused_by_peer",
+    "protocol_errors", "oversized_frames", "undecodable_payloads", "tls_errors",
+    "connection_errors", "connections_lost", "peer_timeouts", "byes_received",
+    "duplicate_links", "unknown_kinds", "heartbeats_received", "rejected_busy",
+)
+#: Connections still in their handshake beyond this many are refused at once.
+MAX_UNSETTLED = 256
+#: Dials again (after a short pause) when the arbiter refuses a connection to a peer this
+#: node has no connection with.
+MAX_REDIALS = 4
+#: Seconds a closing connection may take to flush its last frames.
+FLUSH_TIMEOUT = 1.0
+_BUSY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
-class Pycos(CorePycos):
-    """A scheduler that is also a node of a distributed program (one per process).
+class Service:
+    """Network service of one node (created by the node's constructor).
 
-    ``pycos.Pycos.instance()`` returns it once ``pycos.netpycos`` is imported. Create it before
-    any task if it needs arguments other than the defaults.
-
-    Args:
-        host: address or name to run network services on. None: every usable interface, and
-            this node never falls back to 127.0.0.1 silently (the addresses used are logged).
-        udp_port: UDP port of discovery, shared by all nodes of a host (0 or None: 9705).
-        tcp_port: TCP port of this node (0: any free port).
-        ext_host: address (or name) peers should use to reach this node, e.g. a NAT gateway's.
-        name: this node's name (default ``"addr:tcp_port"``, unique per node); peers find a
-            node's location by it with ``locate``.
-        discover_peers: announce this node by UDP broadcast at start (and listen for others).
-            False: no UDP at all until ``discover_peers()`` or ``peer(host)`` is called.
-        peers: Locations to connect to, or host names to contact by UDP, at start.
-        secret: shared secret; only nodes with the same secret become peers.
-        certfile, keyfile: certificate and key; every connection of the node then uses TLS.
-        cafile: CA certificate; with it, peers verify each other's certificates against it
-            (mutual TLS). Without it, every node must use the same certificate (pycos's model).
-        dest_path: directory for files sent by peers (default ``<tmp>/pycos``).
-        max_file_size: largest file accepted from a peer, in bytes (None or 0: no limit).
-        heartbeat_interval: seconds of silence after which a connection carries a heartbeat.
-        peer_timeout: seconds without anything from a peer before it is declared Offline
-            (default 2.25 heartbeat intervals).
-        handshake_timeout: seconds a new connection may take to authenticate.
-        max_frame_size: largest frame accepted from a peer, in bytes.
-        allow_unsafe_pickle: unpickle peers' payloads without restriction (trusted clusters
-            only; the default accepts only the types listed in ``pycos.serialize_allow``).
-        ipv4_udp_multicast: announce by IPv4 multicast too.
-        node, ext_ip_addr, dest_path_prefix: asyncoro's spellings of ``host``, ``ext_host``,
-            ``dest_path``.
-        notifier, socket_family: accepted for compatibility; no effect.
-
-    Raises:
-        TypeError, ValueError: an argument is invalid (the message says what was expected).
-        OSError: the TCP port cannot be bound.
+    Binds the TCP listener at once (so ``location`` is known when the constructor returns);
+    ``start`` begins accepting, dialing ``peers`` and discovery on the private scheduler.
     """
 
-    def __init__(self, host: str | None = None, udp_port: int | None = DEFAULT_UDP_PORT,
-                 tcp_port: int = 0, ext_host: str | None = None, name: str | None = None,
-                 discover_peers: bool = True, peers: Any = (), secret: str = "",
-                 certfile: Any = None, keyfile: Any = None, cafile: Any = None,
-                 dest_path: Any = None, max_file_size: int | None = None, *,
-                 heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
-                 peer_timeout: float | None = None,
-                 handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-                 max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-                 allow_unsafe_pickle: bool = False, ipv4_udp_multicast: bool = False,
-                 node: str | None = None, ext_ip_addr: str | None = None,
-                 dest_path_prefix: Any = None, notifier: Any = None, socket_family: Any = None,
-                 clock: Any = None) -> None:
-        config = make_config(
-            host, udp_port, tcp_port, ext_host, name, discover_peers, peers, secret, certfile,
-            keyfile, cafile, dest_path, max_file_size, heartbeat_interval=heartbeat_interval,
-            peer_timeout=peer_timeout, handshake_timeout=handshake_timeout,
-            max_frame_size=max_frame_size, allow_unsafe_pickle=allow_unsafe_pickle,
-            ipv4_udp_multicast=ipv4_udp_multicast, node=node, ext_ip_addr=ext_ip_addr,
-            dest_path_prefix=dest_path_prefix)
-        service = Service(self, config)
+    def __init__(self, node: Any, config: NodeConfig) -> None:
+        self.node = node
+        self.config = config
+        self.handlers = HANDLERS
+        self.incarnation = new_incarnation()
+        self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
+        self.addrs = choose_addresses(config.host)
+        self.listener = self._bind(config)
+        port = self.listener.getsockname()[1]
+        self.location = location_from_address(config.ext_host or self.addrs[0], port)
+        self.name = config.name or repr(self.location)
+        self.links: set[Link] = set()
+        self.unsettled: set[Link] = set()
+        self.by_inc: dict[bytes, Peer] = {}
+        self.by_loc: dict[Location, Peer] = {}
+        self.peer_snapshot: tuple[tuple[Location, str], ...] = ()
+        self.dialing: dict[Location, list[Pending]] = {}
+        self.status_tasks: list[Any] = []
+        #: Called on the service thread as ``hook(peer, PeerStatus.Online/Offline)`` before the
+        #: status tasks are told (the router's outlets open and fail here).
+        self.peer_hooks: list[Any] = []
+        self.name_waiters: dict[str, list[Pending]] = {}
+        self.discovery: Any = None
+        self.stopping = False
+        self._stopped: threading.Event | None = None
+        hb = config.heartbeat_interval
+        # Liveness is checked once per tick: a silent peer is Offline at most one tick after
+        # peer_timeout, and a heartbeat leaves at most one tick late.
+        self.tick = max(0.005, min(hb / 4, config.peer_timeout / 10,
+                                   config.handshake_timeout / 4))
+        self.sched = CorePycos.private()  # stopped by the node itself, after telling peers
+
+    # ------------------------------------------------------------------ basics
+    def _bind(self, config: NodeConfig) -> AsyncSocket:
+        primary = self.addrs[0]
+        family = socket.AF_INET6 if ":" in primary else socket.AF_INET
+        wildcard = not (config.host or "").strip() or config.host in ("0.0.0.0", "::")
+        addr = ("::" if family == socket.AF_INET6 else "0.0.0.0") if wildcard else primary
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            service.start()
-        except BaseException:
-            service.abort()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((addr, config.tcp_port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
             raise
-        self._service = service
-        super().__init__(clock=clock)
-        self.router = Router(self)  # tasks, channels and RCIs of other nodes (sched.router)
+        return AsyncSocket(sock, ssl_context=config.server_ctx)
 
-    # ------------------------------------------------------------------ identity
-    @property
-    def location(self) -> Location:
-        """This node's ``Location`` (its advertised address and TCP port)."""
-        return self._service.location
+    def now(self) -> float:
+        """The service clock (seconds, monotonic)."""
+        return self.sched._clock.time()
 
-    @property
-    def name(self) -> str:
-        """This node's name."""
-        return self._service.name
+    def call_soon(self, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` on the service thread (now, when already there)."""
+        self.sched._call(fn, *args)
 
-    @property
-    def incarnation(self) -> bytes:
-        """16 random bytes, new at every start of a node; peers tell restarts apart by it."""
-        return self._service.incarnation
+    def spawn(self, fn: Any, *args: Any) -> None:
+        """Start ``fn(*args)`` as a service task (service thread)."""
+        Task(fn, *args)
 
-    @property
-    def udp_port(self) -> int:
-        """The discovery UDP port."""
-        return self._service.config.udp_port
+    def info_payload(self) -> dict[str, Any]:
+        """What this node tells every new connection about itself."""
+        return {"name": self.name, "addr": self.location.addr, "port": self.location.port}
 
-    @property
-    def dest_path(self) -> str:
-        """Directory where files sent by peers are saved."""
-        return self._service.config.dest_path
+    def describe(self) -> dict[str, Any]:
+        """Name, location and peers of this node (for the ``node_info`` request)."""
+        return {"name": self.name, "location": self.location,
+                "peers": [(name, loc) for loc, name in self.peer_snapshot]}
 
-    @property
-    def max_file_size(self) -> int | None:
-        """Largest file accepted from a peer (None: no limit)."""
-        return self._service.config.max_file_size
+    def start(self) -> None:
+        """Begin serving (the node's constructor). The discovery port, if used, is bound
+        here, so a failure to bind it is raised to the constructor's caller."""
+        if self.config.discover_peers:
+            self.start_discovery(announce=False)
+        self.sched._post(self._start)
 
-    @property
-    def addresses(self) -> list[str]:
-        """The addresses of this machine the node serves on (and announces on)."""
-        return list(self._service.addrs)
+    def _start(self) -> None:
+        Task(self._accept_loop)
+        Task(self._tick_loop)
+        if self.discovery is not None:
+            self.discovery.announce()
+        for item in self.config.peers:
+            if isinstance(item, Location) and item.port:
+                self.dial(item, None)
+            else:
+                host = item.addr if isinstance(item, Location) else item
+                Task(self._contact, host, self.config.udp_port, False, None)
 
-    # ------------------------------------------------------------------ peers
-    def peers(self) -> list[Location]:
-        """Plain call: Locations of the current peers."""
-        return [loc for loc, _name in self._service.peer_snapshot]
+    # ------------------------------------------------------------------ tasks
+    def _accept_loop(self, task: Any = None) -> Any:
+        task.set_daemon()
+        listener = self.listener
+        while not self.stopping:
+            try:
+                sock, addr = yield listener.accept()
+            except OSError as exc:
+                if self.stopping:
+                    return
+                if exc.errno in _BUSY_ERRNOS:
+                    logger.warning("cannot accept connections: %s; retrying", exc)
+                    yield task.sleep(0.1)
+                    continue
+                self.stats["connection_errors"] += 1
+                logger.warning("accepting a connection failed: %s", exc)
+                continue
+            self.stats["connections_accepted"] += 1
+            if len(self.unsettled) >= MAX_UNSETTLED:
+                self.stats["rejected_busy"] += 1
+                logger.warning("refused a connection from %s: %d connections are already in "
+                               "their handshake", addr, MAX_UNSETTLED)
+                sock.close()
+                continue
+            self._adopt(sock, Role.SERVER, addr, None)
 
-    def peer(self, loc: Location | str, udp_port: int | None = None, stream_send: bool = False,
-             broadcast: bool = False) -> Generator[Any, Any, int]:
-        """Use with yield: ``status = yield node.peer(loc)`` makes the node at ``loc`` a peer.
+    def _adopt(self, sock: AsyncSocket, role: Role, addr: Any, target: Location | None) -> Link:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        link = Link(self, sock, role, addr, target)
+        self.links.add(link)
+        self.unsettled.add(link)
+        link.start()
+        return link
 
-        Args:
-            loc: a ``Location``: connect over TCP (and TLS) and authenticate; a host name or
-                address (or a Location with port 0): ask the node(s) there by UDP, on
-                ``udp_port``, to connect to this node, across subnets too.
-            udp_port: the peer host's discovery port (default: this node's).
-            stream_send: accepted for compatibility; connections are always persistent.
-            broadcast: also ask that host to announce this node on its network.
+    def _tick_loop(self, task: Any = None) -> Any:
+        task.set_daemon()
+        cfg = self.config
+        while not self.stopping or self.links:  # when stopping: until the goodbyes are out
+            yield task.sleep(self.tick)
+            now = self.now()
+            for link in [lk for lk in self.unsettled if now - lk.created > cfg.handshake_timeout]:
+                self.stats["handshake_timeouts"] += 1
+                logger.warning("connection with %s did not finish its handshake within %.3g s; "
+                               "closed", link.describe, cfg.handshake_timeout)
+                link.close("handshake timed out")
+            for peer in list(self.by_inc.values()):
+                self._check_peer(peer.link, now)
+            for link in [lk for lk in self.links if lk.closing_since is not None
+                         and now - lk.closing_since > FLUSH_TIMEOUT]:
+                link.force_close()
+            for name in [n for n, ws in self.name_waiters.items()
+                         if all(w.done or w.cancelled for w in ws)]:
+                del self.name_waiters[name]
 
-        Returns:
-            0 when the node at ``loc`` is a peer (for a host: when the request was sent),
-            -1 on failure (the reason is logged).
-        """
-        if not isinstance(loc, (Location, str)):
-            raise TypeError(f"peer() needs a Location or a host name, got {loc!r}")
-        port = self.udp_port if udp_port is None else udp_port
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
-            raise ValueError(f"udp_port must be a port number in 1..65535, got {udp_port!r}")
-        svc = self._service
-        cfg = svc.config
-        pending = Pending(2 * cfg.handshake_timeout + cfg.peer_timeout, -1)
-        if isinstance(loc, Location) and loc.port:
-            svc.call_soon(svc.dial, loc, pending)
+    def _check_peer(self, link: Link, now: float) -> None:
+        cfg = self.config
+        silent = now - link.last_recv
+        if silent > cfg.peer_timeout:
+            self.stats["peer_timeouts"] += 1
+            logger.warning("nothing received from %s for %.3g s; declaring it offline",
+                           link.describe, silent)
+            link.close(f"nothing received for {silent:.3g} s")
+            return
+        if now - link.last_send >= cfg.heartbeat_interval:
+            link.heartbeat()
+        if link._requests:
+            link.expire_requests(now)
+
+    # ------------------------------------------------------------------ dialing
+    def dial(self, loc: Location, pending: Pending | None) -> None:
+        """Connect to the node at ``loc`` unless it is already a peer or being dialed;
+        ``pending`` gets 0 once it is a peer, -1 if that fails (service thread)."""
+        if self.stopping or loc == self.location:
+            if pending is not None:
+                if loc == self.location:
+                    logger.warning("peer(%r): that is this node's own location", loc)
+                pending.resolve(-1)
+            return
+        if loc in self.by_loc:
+            if pending is not None:
+                pending.resolve(0)
+            return
+        waiters = self.dialing.get(loc)
+        if waiters is None:
+            waiters = self.dialing[loc] = []
+            Task(self._dial_task, loc, waiters)
+        if pending is not None:
+            waiters.append(pending)
+
+    def _dial_task(self, loc: Location, waiters: list[Pending], attempt: int = 0,
+                   task: Any = None) -> Any:
+        task.set_daemon()
+        sock = AsyncSocket(socket.socket(loc.family, socket.SOCK_STREAM),
+                           ssl_context=self.config.client_ctx)
+        sock.settimeout(self.config.handshake_timeout)
+        self.stats["connections_dialed"] += 1
+        try:
+            yield sock.connect(loc.sockaddr())
+        except OSError as exc:
+            sock.close()
+            is_tls = _is_tls_error(exc)
+            self.stats["tls_errors" if is_tls else "dial_failures"] += 1
+            logger.warning("cannot connect to %r: %s%s", loc, "TLS handshake failed: "
+                           if is_tls else "", exc)
+            self._resolve_dial(loc, waiters, -1)
+            return
+        sock.settimeout(None)
+        if self.stopping:
+            sock.close()
+            self._resolve_dial(loc, waiters, -1)
+            return
+        link = self._adopt(sock, Role.CLIENT, loc.sockaddr(), loc)
+        link.waiters = waiters
+        link.attempt = attempt
+
+    def _contact(self, host: str, udp_port: int, relay: bool, pending: Pending | None,
+                 task: Any = None) -> Any:
+        """Ask the node(s) at ``host`` by UDP to connect to us (``peer(host)``)."""
+        from .._offload import ThreadCall
+        from .location import normalize_host
+
+        task.set_daemon()
+        try:
+            addr = yield ThreadCall(normalize_host, host)
+            self.start_discovery(announce=False)
+            self.discovery.contact(addr, udp_port, relay=relay)
+        except (OSError, ValueError) as exc:
+            logger.warning("cannot contact %r on UDP port %d: %s", host, udp_port, exc)
+            if pending is not None:
+                pending.resolve(-1)
+            return
+        if pending is not None:
+            pending.resolve(0)
+
+    # ------------------------------------------------------------------ discovery
+    def start_discovery(self, announce: bool) -> None:
+        """Open the UDP port (once) and optionally announce this node (service thread, or the
+        constructor before the service runs)."""
+        if self.discovery is None:
+            from .discovery import Discovery
+
+            cfg = self.config
+            self.discovery = Discovery(
+                self.sched, secret=cfg.secret, name=self.name, incarnation=self.incarnation,
+                tcp_port=self.location.port, udp_port=cfg.udp_port, bind_addrs=self.addrs,
+                ext_host=cfg.ext_host, on_peer=self.on_discovered,
+                multicast=cfg.ipv4_udp_multicast)
+            self.discovery.start()
+        if announce:
+            self.discovery.announce()
+
+    def on_discovered(self, host: str, tcp_port: int, incarnation: bytes, name: str) -> None:
+        """Discovery heard of a node: connect to it unless it is known (service thread)."""
+        if incarnation == self.incarnation or incarnation in self.by_inc or self.stopping:
+            return
+        try:
+            loc = location_from_address(host, tcp_port)
+        except ValueError:
+            logger.debug("announcement of %r carries a host that is not an address: %r",
+                         name, host)
+            return
+        self.dial(loc, None)
+
+    # ------------------------------------------------------------------ link events
+    def on_info(self, link: Link) -> None:
+        """The peer's node info arrived on ``link``; the arbiter decides (service thread)."""
+        if not link.arbiter:
+            return  # the peer decides; its verdict follows
+        peer = self.by_inc.get(link.peer_incarnation)  # type: ignore[arg-type]
+        if peer is not None and peer.link is not link:
+            old = peer.link
+            if self.now() - old.last_recv < 2 * self.config.heartbeat_interval:
+                self.stats["duplicate_links"] += 1
+                link.send_verdict(False)
+                link.close("duplicate connection; the existing one is kept")
+                return
+        link.send_verdict(True)
+        self.activate(link)
+
+    def on_verdict(self, link: Link, accepted: bool) -> None:
+        """The arbiter's verdict on ``link`` arrived (service thread).
+
+        A refusal while this node has no connection to that peer means the arbiter still
+        holds one this node has just dropped (``close_peer`` then ``peer`` at once, before the
+        arbiter read the goodbye): dial again shortly, keeping the callers waiting."""
+        if accepted:
+            self.activate(link)
+            return
+        self.stats["duplicate_links"] += 1
+        retry = (link.target is not None and link.peer_incarnation not in self.by_inc
+                 and link.attempt < MAX_REDIALS and not self.stopping)
+        waiters = link.waiters
+        if retry:
+            link.waiters = []  # ``dialing`` keeps them for the next attempt
+        link.close("duplicate connection; the peer keeps another one", bye=False)
+        if retry:
+            Task(self._redial, link.target, waiters, link.attempt + 1)
+
+    def _redial(self, loc: Location, waiters: list[Pending], attempt: int,
+                task: Any = None) -> Any:
+        task.set_daemon()
+        yield task.sleep(self.tick * attempt)
+        if self.stopping or loc in self.by_loc:
+            self._resolve_dial(loc, waiters, 0 if loc in self.by_loc else -1)
+            return
+        Task(self._dial_task, loc, waiters, attempt)
+
+    def _resolve_dial(self, loc: Location, waiters: list[Pending], value: int) -> None:
+        if self.dialing.get(loc) is waiters:
+            del self.dialing[loc]
+        for pending in waiters:
+            pending.resolve(value)
+
+    def activate(self, link: Link) -> None:
+        """Make ``link`` its peer's active connection; Online if the peer is new."""
+        self.unsettled.discard(link)
+        link.state = LinkState.ACTIVE
+        inc = link.peer_incarnation
+        assert inc is not None and link.name is not None and link.location is not None
+        peer = self.by_inc.get(inc)
+        if peer is not None:
+            old, peer.link = peer.link, link
+            link.peer = peer
+            if old is not link:
+                old.close("replaced by a newer connection to the same node")
         else:
-            host = loc.addr if isinstance(loc, Location) else loc
-            svc.call_soon(svc.spawn, svc._contact, host, port, bool(broadcast), pending)
-        result: int = yield pending
-        return result
+            stale = self.by_loc.get(link.location)
+            if stale is not None:
+                logger.info("the node at %r restarted (new incarnation)", link.location)
+                stale.link.close("the node at this location restarted")
+            peer = link.peer = Peer(inc, link.name, link.location, link)
+            self.by_inc[inc] = peer
+            self.by_loc[peer.location] = peer
+            self._peers_changed()
+            logger.info("peer %s (%r) is online", peer.name, peer.location)
+            self._notify(peer, PeerStatus.Online)
+            for pending in self.name_waiters.pop(peer.name, ()):
+                pending.resolve(peer.location)
+        self._settle_waiters(link, 0)
 
-    def peer_status(self, task: Any) -> None:
-        """Plain call: ``task`` receives a ``PeerStatus`` message for every current peer
-        (Online) and then for every change; ``peer_status(None)`` stops all such messages.
+    def link_closed(self, link: Link) -> None:
+        """``link`` closed: Offline if it was a peer's active connection (service thread)."""
+        self.unsettled.discard(link)
+        peer = link.peer
+        if peer is not None and peer.link is link:
+            del self.by_inc[peer.incarnation]
+            if self.by_loc.get(peer.location) is peer:
+                del self.by_loc[peer.location]
+            self._peers_changed()
+            logger.info("peer %s (%r) is offline: %s", peer.name, peer.location,
+                        link.close_reason)
+            self._notify(peer, PeerStatus.Offline)
+        self._settle_waiters(link, 0 if link.peer_incarnation in self.by_inc else -1)
 
-        Raises:
-            TypeError: ``task`` is neither a Task nor None.
-        """
-        from ..core.task import Task
+    def link_gone(self, link: Link) -> None:
+        """``link``'s socket is closed (service thread)."""
+        self.links.discard(link)
+        if self.stopping and not self.links and self._stopped is not None:
+            self._stopped.set()
 
-        if task is not None and not isinstance(task, Task):
-            raise TypeError(f"peer_status() needs a Task or None, got {task!r}")
-        self._service.call_soon(self._service.add_status_task, task)
+    def _settle_waiters(self, link: Link, value: int) -> None:
+        waiters, link.waiters = link.waiters, []
+        if link.target is not None and self.dialing.get(link.target) is waiters:
+            del self.dialing[link.target]
+        for pending in waiters:
+            pending.resolve(value)
 
-    def close_peer(self, loc: Location, timeout: float | None = None) -> Generator[Any, Any, int]:
-        """Use with yield: close the connection to the peer at ``loc`` (it goes Offline; it
-        is told with a goodbye). Returns 0, or -1 if ``loc`` is not a peer."""
-        if not isinstance(loc, Location):
-            raise TypeError(f"close_peer() needs a Location, got {loc!r}")
-        _check_timeout(timeout)
-        pending = Pending(timeout, -1)
-        self._service.call_soon(self._service.close_peer, loc, pending)
-        result: int = yield pending
-        return result
+    # ------------------------------------------------------------------ failures
+    def bad_input(self, link: Link, counter: str, message: str, closing: bool = True) -> None:
+        """Count and log (one line) bad input received on ``link``."""
+        self.stats[counter] += 1
+        if counter == "protocol_errors" and "exceeds the limit" in message:
+            self.stats["oversized_frames"] += 1
+        logger.warning("bad input from %s: %s%s", link.describe, message,
+                       "; connection closed" if closing else "")
 
-    def locate(self, name: str, timeout: float | None = None) -> Generator[Any, Any, Any]:
-        """Use with yield: ``loc = yield node.locate(name, timeout)``.
+    def refused(self, link: Link, ev: Refused) -> None:
+        """A handshake was refused, by the peer or by this side (one line, one count)."""
+        if ev.by_peer:
+            self.stats["refused_by_peer"] += 1
+            logger.warning("%s refused the connection: %s", link.describe, ev.reason)
+            return
+        counter = {RefuseCode.AUTH_FAILED: "refused_auth",
+                   RefuseCode.VERSION_MISMATCH: "refused_version"}.get(ev.code, "refused_other")
+        self.stats[counter] += 1
+        logger.warning("refused the connection with %s: %s", link.describe, ev.reason)
 
-        The Location of the node called ``name`` (this node or a peer); if there is none, waits
-        up to ``timeout`` seconds (None: until one appears) for it to come online. None when
-        the timeout passes.
-        """
-        if not isinstance(name, str):
-            raise TypeError(f"locate() needs a node name (str), got {name!r}")
-        _check_timeout(timeout)
-        svc = self._service
-        if name == svc.name:
-            return svc.location
-        for loc, peer_name in svc.peer_snapshot:
-            if peer_name == name:
-                return loc
-        pending = Pending(timeout, None)
-        svc.call_soon(svc.locate, name, pending)
-        return (yield pending)
+    def connection_failed(self, link: Link, exc: OSError) -> None:
+        """Reading or writing ``link`` failed."""
+        if _is_tls_error(exc):
+            self.stats["tls_errors"] += 1
+            logger.warning("TLS with %s failed: %s", link.describe, exc)
+        elif link.state is LinkState.ACTIVE:
+            self.stats["connections_lost"] += 1
+            logger.info("connection to %s lost: %s", link.describe, exc)
+        else:
+            self.stats["connection_errors"] += 1
+            logger.warning("connection with %s failed during its handshake: %s",
+                           link.describe, exc)
+        link.close(f"connection failed: {exc}", bye=False)
 
-    def discover_peers(self) -> None:
-        """Plain call: announce this node by UDP on its networks (opening the discovery port
-        first if ``discover_peers=False`` was given)."""
-        self._service.call_soon(self._service.start_discovery, True)
+    # ------------------------------------------------------------------ users' requests
+    def _peers_changed(self) -> None:
+        self.peer_snapshot = tuple(sorted((loc, p.name) for loc, p in self.by_loc.items()))
 
-    def send_file(self, location: Location, file: Any, dir: Any = None, overwrite: bool = False,
-                  timeout: float | None = None, progress: Any = None) -> Generator[Any, Any, Any]:
-        """Use with yield: ``status = yield node.send_file(location, file, dir)``: copy
-        ``file`` to the node at ``location``, into its ``dest_path`` (+ ``dir``, relative).
+    def _notify(self, peer: Peer, status: int) -> None:
+        for hook in list(self.peer_hooks):
+            try:
+                hook(peer, status)
+            except Exception:  # a hook's bug must not stop the notifications
+                logger.exception("peer hook %r failed", hook)
+        msg = PeerStatus(peer.location, peer.name, status)
+        for task in list(self.status_tasks):
+            if task.send(msg) != 0:
+                self.status_tasks.remove(task)
 
-        Returns 0 when sent; 1 when the same file (size, mode, mtime) is there already; that
-        node's ``os.stat_result`` when a different file is there and ``overwrite`` is False;
-        -1 on error. ``timeout``: seconds without progress before giving up; ``progress``:
-        ``fn(sent, total)`` called on this node's scheduler. See ``pycos.net.files``.
-        """
-        return files.send_file(self, location, file, dir, overwrite, timeout, progress)
+    def add_status_task(self, task: Any) -> None:
+        """``peer_status(task)``: Online for every current peer now, then every change."""
+        if task is None:
+            self.status_tasks.clear()
+            return
+        if task not in self.status_tasks:
+            self.status_tasks.append(task)
+        for peer in list(self.by_loc.values()):
+            task.send(PeerStatus(peer.location, peer.name, PeerStatus.Online))
 
-    def del_file(self, location: Location, file: Any, dir: Any = None,
-                 timeout: float | None = None) -> Generator[Any, Any, int]:
-        """Use with yield: ``status = yield node.del_file(location, file, dir)``: delete a
-        file ``send_file`` saved there (same ``file`` and ``dir``) and the directories that
-        leaves empty. Returns 0, or -1 on error. See ``pycos.net.files``."""
-        return files.del_file(self, location, file, dir, timeout)
+    def locate(self, name: str, pending: Pending) -> None:
+        """Resolve ``pending`` with the Location of the peer called ``name`` (now or when it
+        comes online)."""
+        if name == self.name:
+            pending.resolve(self.location)
+            return
+        for peer in self.by_inc.values():
+            if peer.name == name:
+                pending.resolve(peer.location)
+                return
+        self.name_waiters.setdefault(name, []).append(pending)
 
-    def stats(self) -> dict[str, int]:
-        """Plain call: counters of the node's network service (connections, handshakes, bad
-        input by kind, timeouts …) and ``peers``, the number of current peers."""
-        svc = self._service
-        result = dict(svc.stats)
-        result["peers"] = len(svc.peer_snapshot)
-        discovery = svc.discovery
-        result["datagrams_dropped"] = int(getattr(discovery, "dropped", 0) or 0)
-        return result
+    def close_peer(self, loc: Location, pending: Pending) -> None:
+        """Close the connection to the peer at ``loc``; 0, or -1 if it is not a peer."""
+        peer = self.by_loc.get(loc)
+        if peer is None:
+            pending.resolve(-1)
+            return
+        peer.link.close("closed by this node")
+        pending.resolve(0)
 
-    def _request(self, loc: Location, kind: str, payload: Any = None,
-                 timeout: float | None = None) -> Generator[Any, Any, Any]:
-        """Use with yield: send a request of ``kind`` to the peer at ``loc`` and return the
-        reply's value (the building block of remote operations).
+    def request(self, loc: Location, kind: str, payload: Any, pending: Pending,
+                timeout: float | None) -> None:
+        """Send a request to the peer at ``loc``; ``pending`` gets the reply."""
+        peer = self.by_loc.get(loc)
+        if peer is None:
+            # Not (yet) a peer — e.g. it has just dialed us and its connection is still being
+            # settled, or a reference names a node we never met: connect first, then send.
+            if self.stopping:
+                pending.fail(PeerLost(f"{loc!r} is not a peer of this node"))
+                return
+            connected = Pending()
 
-        Raises:
-            PeerLost: ``loc`` is not a peer and cannot be connected to, or the connection
-                closed before the reply.
-            RemoteRequestFailed: the peer answered with a failure.
-            TimeoutError: no reply within ``timeout`` seconds.
-        """
-        _check_timeout(timeout)
-        pending = Pending(timeout, _TIMED_OUT)
-        self._service.call_soon(self._service.request, loc, kind, payload, pending, timeout)
-        value = yield pending
-        if value is _TIMED_OUT:
-            raise TimeoutError(f"no reply to {kind!r} from {loc!r} within {timeout} s")
-        return value
+            def send_when_connected(done: Pending) -> None:
+                if done.result() == 0 and loc in self.by_loc:
+                    self.request(loc, kind, payload, pending, timeout)
+                else:
+                    pending.fail(PeerLost(f"{loc!r} is not a peer of this node and cannot be "
+                                          "reached"))
+
+            connected.add_callback(send_when_connected)
+            self.dial(loc, connected)
+            return
+        deadline = None if timeout is None else self.now() + timeout + self.tick
+        peer.link.request(kind, payload, pending, deadline)
 
     # ------------------------------------------------------------------ stopping
-    def terminate(self) -> None:
-        """Stop now: peers are told at once (goodbye on every connection), then every task
-        is closed. Callable from any thread or task."""
-        service = getattr(self, "_service", None)
-        if service is not None:
-            service.shutdown()
-        super().terminate()
+    def abort(self) -> None:
+        """Undo a failed start: close the sockets and stop the service thread."""
+        self.stopping = True
+        if self.discovery is not None:
+            self.discovery.close()
+        self.listener.close()
+        self.sched.terminate()
+
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """Tell every peer goodbye, close everything and stop the service thread (any thread
+        but the service thread waits up to ``timeout`` for the goodbyes to be written)."""
+        if not self.sched._alive:
+            return
+        if self.sched._in_thread():
+            self._shutdown(None)
+            threading.Thread(target=self.sched.terminate, daemon=True).start()
+            return
+        done = threading.Event()
+        if self.sched._post(self._shutdown, done):
+            done.wait(timeout)
+        self.sched.terminate()
+
+    def _shutdown(self, done: threading.Event | None) -> None:
+        if self.stopping:
+            if done is not None:
+                done.set()
+            return
+        self.stopping = True
+        self._stopped = done
+        if self.discovery is not None:
+            try:
+                self.discovery.close()
+            except OSError as exc:
+                logger.debug("closing discovery: %s", exc)
+        self.listener.close()
+        for link in list(self.links):
+            link.close("the node is shutting down")
+        for waiters in list(self.dialing.values()):
+            for pending in waiters:
+                pending.resolve(-1)
+        self.dialing.clear()
+        for pendings in self.name_waiters.values():
+            for pending in pendings:
+                pending.resolve(None)
+        self.name_waiters.clear()
+        if not self.links and done is not None:
+            done.set()
 
 
-class _TimedOut:
-    __repr__ = lambda self: "<timed out>"  # noqa: E731
-
-
-_TIMED_OUT = _TimedOut()
+def _is_tls_error(exc: BaseException) -> bool:
+    return isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError)
