@@ -1,10 +1,16 @@
 """pycos: concurrent, asynchronous and distributed programming with generator tasks.
 
 This facade re-exports layers L0-L2 (errors, logging, the scheduler and tasks, synchronisation,
-channels, thread pools). ``import pycos.netpycos`` adds the networked node.
+channels, thread pools). ``import pycos.netpycos`` adds the networked node; the names in
+``_LAZY`` are imported on first use instead (PEP 562 ``__getattr__``), so ``pycos.netpycos``
+works even when the program forgot that import.
 """
 
+import importlib
+from typing import Any
+
 from ._log import Logger, logger
+from ._version import __version__
 from .asyncsocket import AsyncSocket
 from .channel import Channel
 from .core import (
@@ -30,11 +36,9 @@ from .errors import (
     UnpicklingRefused,
 )
 from .messages import CategorizeMessages
-from .proto.serialize import serialize_allow
+from .proto.wiretypes import serialize_allow
 from .sync import Condition, Event, Lock, RLock, Semaphore
 from .threadpool import AsyncDBCursor, AsyncThreadPool
-
-__version__ = "5.0.0.dev0"
 
 #: asyncoro's names.
 Coro = Task
@@ -51,3 +55,19 @@ __all__ = [
     "UnpicklingRefused",
     "AsyncSocket",
 ]
+
+#: Names this module provides on first use: name -> (module, attribute of it or None for the
+#: module itself).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "netpycos": ("pycos.netpycos", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """PEP 562: import what ``_LAZY`` names on first access (``pycos.netpycos`` without
+    ``import pycos.netpycos``); any other name is an AttributeError as usual."""
+    entry = _LAZY.get(name)
+    if entry is None:
+        raise AttributeError(f"module 'pycos' has no attribute {name!r}")
+    module = importlib.import_module(entry[0])
+    return module if entry[1] is None else getattr(module, entry[1])

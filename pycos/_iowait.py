@@ -34,8 +34,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .core.poller import READ, WRITE, Callback, ConcurrentWaitError
-from .core.traps import SUSPEND, Trap
+from .core import lowlevel
+from .core.lowlevel import READ, SUSPEND, WRITE, Callback, ConcurrentWaitError, Trap
 
 __all__ = ["Op", "ReadOp", "Pollable", "WANT_READ", "WANT_WRITE", "closed_error", "on_scheduler"]
 
@@ -43,7 +43,7 @@ __all__ = ["Op", "ReadOp", "Pollable", "WANT_READ", "WANT_WRITE", "closed_error"
 def on_scheduler(sched: Any, fn: Callable[[], None]) -> None:
     """Run ``fn()`` on ``sched``'s thread and return when it has run (now, when called on
     that thread). If the scheduler has stopped, ``fn`` runs in the caller."""
-    if sched._in_thread():
+    if lowlevel.in_thread(sched):
         fn()
         return
     done = threading.Event()
@@ -54,7 +54,7 @@ def on_scheduler(sched: Any, fn: Callable[[], None]) -> None:
         finally:
             event.set()
 
-    if sched._post(run, done):
+    if lowlevel.call_soon(sched, run, done):
         done.wait()
     else:
         fn()
@@ -202,13 +202,14 @@ class Pollable:
         self._park(sched, task, op)
 
     def _park(self, sched: Any, task: Any, op: Op) -> None:
-        sched._park(task, self, None, None)
         timeout = op.timeout
         if timeout:
-            now = sched._clock.time()
+            now = lowlevel.now(sched)
             op.moved = False
             op.stamp = now
-            task._timer = sched._timers.add(now + timeout, self._expire, task, op)
+            lowlevel.park_timed(task, self, now + timeout, self._expire, op)
+        else:
+            lowlevel.park(task, self, None, None)
 
     def _hold_or_queue(self, sched: Any, task: Any, op: Op, event: int) -> bool:
         """Register ``op`` for ``event``. If a sibling op holds that direction, queue ``op``
@@ -234,7 +235,7 @@ class Pollable:
                 cb = self._rcb
                 if cb is None:
                     cb = self._rcb = Callback(self._on_read)
-                sched._poller.add_waiter(self._fd, READ, cb)
+                lowlevel.poller_of(sched).add_waiter(self._fd, READ, cb)
                 self._rheld = sched
             self._rtask = task
             self._rop = op
@@ -242,7 +243,7 @@ class Pollable:
             cb = self._wcb
             if cb is None:
                 cb = self._wcb = Callback(self._on_write)
-            sched._poller.add_waiter(self._fd, WRITE, cb)
+            lowlevel.poller_of(sched).add_waiter(self._fd, WRITE, cb)
             self._wtask = task
             self._wop = op
 
@@ -253,26 +254,26 @@ class Pollable:
             self._rtask = self._rop = None
         else:
             self._wtask = self._wop = None
-            self._sched._poller.remove_waiter(self._fd, WRITE)
+            lowlevel.remove_writer(self._sched, self._fd)
         if self._queue:
-            self._sched._post(self._retry_queue)
+            lowlevel.call_soon(self._sched, self._retry_queue)
 
     def _unhold_read(self) -> None:
         """Remove the idle read registration (nobody is reading). Scheduler thread."""
         sched, self._rheld = self._rheld, None
         if sched is not None and self._rtask is None and self._fd >= 0:
-            sched._poller.remove_waiter(self._fd, READ)
+            lowlevel.remove_reader(sched, self._fd)
 
     def _release_poller(self) -> None:
         """Plain call (any thread): forget the idle read registration, before the descriptor
         changes hands (``unwrap``, blocking mode, another wrapper)."""
         sched = self._rheld
-        if sched is not None and sched._alive:
+        if sched is not None and lowlevel.alive(sched):
             on_scheduler(sched, self._unhold_read)
         self._rheld = None
 
     def _enqueue(self, task: Any, op: Op) -> None:
-        self._sched = task._sched
+        self._sched = lowlevel.scheduler_of(task)
         if self._queue is None:
             self._queue = []
         self._queue.append((task, op))
@@ -300,19 +301,19 @@ class Pollable:
         except Exception as exc:  # the call failed: raise its error in the task
             self._drop(event)
             op.release()
-            sched._wake_exc(task, exc)
+            lowlevel.wake_exc(task, exc)
             return
         if result is WANT_READ or result is WANT_WRITE:
             if op.moved:
                 op.moved = False
-                op.stamp = sched._clock.time()
+                op.stamp = lowlevel.now(sched)
             if result.event != event:
                 self._drop(event)
                 self._rehold(sched, task, op, result.event)
             return
         self._drop(event)
         op.release()
-        sched._wake(task, result)
+        lowlevel.wake(task, result)
 
     def _rehold(self, sched: Any, task: Any, op: Op, event: int) -> None:
         """Move a parked op to another direction (or the queue); failures go to the task."""
@@ -322,27 +323,27 @@ class Pollable:
                     f"another task is already waiting on {self!r} in the same direction")
         except Exception as exc:
             op.release()
-            sched._wake_exc(task, exc)
+            lowlevel.wake_exc(task, exc)
 
     def _resume(self, task: Any, op: Op) -> None:
         """Retry a queued op of a task that is still parked on this object."""
-        sched = task._sched
+        sched = lowlevel.scheduler_of(task)
         try:
             result = op.attempt()
         except Exception as exc:
             op.release()
-            sched._wake_exc(task, exc)
+            lowlevel.wake_exc(task, exc)
             return
         if result is WANT_READ or result is WANT_WRITE:
             self._rehold(sched, task, op, result.event)
             return
         op.release()
-        sched._wake(task, result)
+        lowlevel.wake(task, result)
 
     def _retry_queue(self) -> None:
         queue, self._queue = self._queue, None
         for task, op in queue or ():
-            if task._wait is self:
+            if lowlevel.is_parked_on(task, self):
                 self._resume(task, op)
 
     # ------------------------------------------------------------ undo
@@ -370,14 +371,14 @@ class Pollable:
 
     def _expire(self, task: Any, op: Op) -> None:
         """Timer callback: the op's (inactivity) timeout passed."""
-        task._timer = None
-        sched = task._sched
-        if task._wait is not self:
+        lowlevel.timer_fired(task)
+        sched = lowlevel.scheduler_of(task)
+        if not lowlevel.is_parked_on(task, self):
             return
         due = op.stamp + (op.timeout or 0.0)
-        now = sched._clock.time()
+        now = lowlevel.now(sched)
         if due > now:  # progress was made since the timer was set: wait the rest
-            task._timer = sched._timers.add(due, self._expire, task, op)
+            lowlevel.rearm(task, due, self._expire, op)
             return
         if self._rtask is task:
             self._drop(READ)
@@ -389,10 +390,10 @@ class Pollable:
             value = op.expired()
         except Exception as exc:
             op.release()
-            sched._wake_exc(task, exc)
+            lowlevel.wake_exc(task, exc)
             return
         op.release()
-        sched._wake(task, value)
+        lowlevel.wake(task, value)
 
     def _close_waits(self, exc_factory: Any, sched: Any = None) -> None:
         """Wake every task waiting on this object with a fresh ``exc_factory()`` error and
@@ -411,9 +412,9 @@ class Pollable:
         self._queue = None
         self._rheld = None
         if self._fd >= 0:
-            sched._poller.close_fd(self._fd, exc_factory())  # also wakes plain WaitIO users
+            lowlevel.close_fd(sched, self._fd, exc_factory())  # also wakes WaitIO users
         for task, op in waiters:
             if op is not None:
                 op.release()
-            if task._wait is self:
-                sched._wake_exc(task, exc_factory())
+            if lowlevel.is_parked_on(task, self):
+                lowlevel.wake_exc(task, exc_factory())

@@ -6,7 +6,7 @@ resumes the task with its result (or raises its exception in it). Used for what 
 poll: regular disk files, host name resolution, waiting for a child process without pidfd.
 
 Invariants: the worker thread never touches scheduler state; it hands the outcome to the
-scheduler thread with ``sched._post``. A call whose task stopped waiting (terminated, thrown
+scheduler thread with ``lowlevel.call_soon``. A call whose task stopped waiting (terminated, thrown
 into) is left to finish and its outcome is dropped. Imports the standard library and
 ``pycos.core``.
 """
@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._log import logger
+from .core import lowlevel
 from .core.traps import SUSPEND, Trap
 
 __all__ = ["ThreadCall", "MAX_WORKERS"]
@@ -90,7 +91,7 @@ class ThreadCall(Trap):
             raise RuntimeError(f"{self!r} was already yielded once")
         self._sched = sched
         self._task = task
-        sched._park(task, self, None, None)
+        lowlevel.park(task, self, None, None)
         _pool.submit(self)
         return SUSPEND
 
@@ -105,19 +106,19 @@ class ThreadCall(Trap):
             result, exc = self.fn(*self.args), None
         except BaseException as error:  # noqa: BLE001 - handed to the task as is
             result, exc = None, error
-        if not self._sched._post(self._finish, result, exc):
+        if not lowlevel.call_soon(self._sched, self._finish, result, exc):
             logger.debug("scheduler stopped before %r finished", self.fn)
 
     def _finish(self, result: Any, exc: BaseException | None) -> None:
         if self.on_done is not None:
             self.on_done()
         task, self._task = self._task, None
-        if task is None or task._wait is not self:
+        if task is None or not lowlevel.is_parked_on(task, self):
             return
         if exc is None:
-            self._sched._wake(task, result)
+            lowlevel.wake(task, result)
         else:
-            self._sched._wake_exc(task, exc)
+            lowlevel.wake_exc(task, exc)
 
     def __repr__(self) -> str:
         return f"ThreadCall({getattr(self.fn, '__qualname__', self.fn)!r})"

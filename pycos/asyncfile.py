@@ -25,6 +25,7 @@ from typing import Any
 
 from ._iowait import WANT_READ, WANT_WRITE, Op, Pollable, closed_error, on_scheduler
 from ._offload import ThreadCall
+from .core import lowlevel
 from .core.poller import READ, WRITE, ConcurrentWaitError
 from .core.scheduler import _check_timeout
 from .core.task import Task
@@ -301,8 +302,8 @@ class AsyncFile(Pollable):
             self._close_pending = True
             return
         sched = self._sched
-        if sched is not None and sched._alive:
-            if not sched._in_thread():
+        if sched is not None and lowlevel.alive(sched):
+            if not lowlevel.in_thread(sched):
                 on_scheduler(sched, self.close)
                 return
             self._close_waits(lambda: closed_error("file"), sched)

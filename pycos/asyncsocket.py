@@ -27,6 +27,7 @@ from . import _sockops as ops
 from . import tls
 from ._iowait import Op, Pollable, closed_error, on_scheduler
 from ._offload import ThreadCall
+from .core import lowlevel
 from .core.scheduler import _check_timeout
 from .core.traps import SUSPEND
 from .errors import PycosError
@@ -196,8 +197,8 @@ class AsyncSocket(Pollable):
         if sock is _CLOSED:
             return
         sched = self._sched
-        if sched is not None and sched._alive and not self._blocking:
-            if not sched._in_thread():
+        if sched is not None and lowlevel.alive(sched) and not self._blocking:
+            if not lowlevel.in_thread(sched):
                 on_scheduler(sched, self.close)
                 return
             self._close_waits(_socket_closed, sched)
@@ -522,11 +523,11 @@ class AsyncSocket(Pollable):
             return
         queue, self._queue = self._queue, None
         for task, op in queue or ():
-            if task._wait is not self:
+            if not lowlevel.is_parked_on(task, self):
                 continue
             if self._hs == _HS_FAILED:
                 op.release()
-                task._sched._wake_exc(task, self._handshake_error())
+                lowlevel.wake_exc(task, self._handshake_error())
             elif self._hs_owner is None:
                 hs = op if isinstance(op, ops.Handshake) else ops.Handshake(self, op)
                 self._hs_owner = hs
@@ -536,7 +537,7 @@ class AsyncSocket(Pollable):
 
     def _kick_queue(self) -> None:
         if self._queue and self._sched is not None:
-            self._sched._post(self._retry_queue)
+            lowlevel.call_soon(self._sched, self._retry_queue)
 
     def _handshake_done(self) -> None:
         self._hs = 0

@@ -32,9 +32,10 @@ from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any, cast
 
+from .core import lowlevel
 from .core.scheduler import Pycos, _check_timeout
-from .core.task import Task, _locate
-from .core.traps import Trap
+from .core.task import Task, _hint_not_networked, _locate
+from .core.traps import Trap, describe_generator_op, note_made, yield_mistake
 from .core.waitqueue import WaitQueue
 
 __all__ = ["Channel"]
@@ -89,6 +90,8 @@ class _Op(Trap):
     """Run ``fn(*args)`` on the scheduler thread when yielded; its result is the yield's value."""
 
     __slots__ = ("fn", "args")
+    _what = "chan.subscribe()"
+    _names = ("subscribe", "unsubscribe")
 
     def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
         self.fn = fn
@@ -174,7 +177,7 @@ class Channel:
         if not callable(getattr(subscriber, "send", None)):
             raise TypeError(f"a channel subscriber needs a send(msg) method (a Task, a Channel "
                             f"or a remote reference), got {subscriber!r}")
-        return _Op(self._add, subscriber)
+        return note_made(_Op(self._add, subscriber))
 
     def _add(self, subscriber: Any) -> int:
         if self._closed or subscriber is self:
@@ -201,7 +204,7 @@ class Channel:
             (the yield's value) 0, or -1 if ``subscriber`` was not subscribed.
         """
         _check_timeout(timeout, "timeout")
-        return _Op(self._remove, subscriber)
+        return note_made(_Op(self._remove, subscriber))
 
     def _remove(self, subscriber: Any) -> int:
         return 0 if self._subs.pop(subscriber, None) is not None else -1
@@ -226,9 +229,9 @@ class Channel:
         if self._closed:
             return -1
         sched = self._sched
-        if sched._in_thread():
+        if lowlevel.in_thread(sched):
             self._broadcast(message, None)
-        elif not sched._post(self._broadcast, message, None):
+        elif not lowlevel.call_soon(sched, self._broadcast, message, None):
             return -1
         return 0
 
@@ -253,7 +256,7 @@ class Channel:
             raise TypeError(f"deliver() needs an int subscriber count n, got {n!r}")
         if n < 0:
             raise ValueError(f"deliver() subscriber count n must be >= 0, got {n}")
-        return self._deliver(message, timeout, n)
+        return note_made(self._deliver(message, timeout, n))
 
     def _deliver(self, message: Any, timeout: float | None,
                  n: int) -> Generator[Any, Any, int]:
@@ -352,7 +355,7 @@ class Channel:
         if self._closed:
             return -1
         name = self._name if name is None else name
-        rc = self._sched._register("channel", name, self)
+        rc = lowlevel.register_name(self._sched, "channel", name, self)
         if rc == 0:
             self._registered.add(name)
         return rc
@@ -361,7 +364,7 @@ class Channel:
         """Plain call: undo ``register``. Returns 0, or -1 if not registered under that name."""
         name = self._name if name is None else name
         self._registered.discard(name)
-        return self._sched._unregister("channel", name, self)
+        return lowlevel.unregister_name(self._sched, "channel", name, self)
 
     @staticmethod
     def locate(name: str, location: Any = None, timeout: float | None = None) -> Any:
@@ -371,7 +374,8 @@ class Channel:
         every peer). None if not found within ``timeout``.
         """
         _check_timeout(timeout, "timeout")
-        return _locate("channel", name, location, timeout)
+        _hint_not_networked("Channel", name, location)
+        return note_made(_locate("channel", name, location, timeout))
 
     # ------------------------------------------------------------ closing
     def close(self) -> None:
@@ -380,8 +384,8 @@ class Channel:
         returns -1 and ``subscribe`` -1."""
         self._closed = True
         sched = self._sched
-        if sched._alive:
-            sched._call(self._close)
+        if lowlevel.alive(sched):
+            lowlevel.call(sched, self._close)
         else:
             self._close()
 
@@ -390,3 +394,8 @@ class Channel:
         for name in list(self._registered):
             self.unregister(name)
         self._sub_waiters.wake_all(False)
+
+
+describe_generator_op(Channel._deliver, "chan.deliver()", ("deliver",))
+yield_mistake(Channel, "write 'yield chan.deliver(msg)' to send and count the receivers, "
+              "'yield chan.subscribe(task)' to subscribe")

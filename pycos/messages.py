@@ -20,8 +20,10 @@ from collections import deque
 from collections.abc import Callable, Generator, Hashable
 from typing import Any
 
+from .core import lowlevel
 from .core.scheduler import _check_timeout
 from .core.task import Task
+from .core.traps import describe_generator_op, note_made
 
 __all__ = ["CategorizeMessages"]
 
@@ -117,7 +119,7 @@ class CategorizeMessages:
             ContextError: (at the yield) yielded by another task than the one categorized.
         """
         _check_timeout(timeout, "timeout")
-        return self._receive(category, timeout, alarm_value)
+        return note_made(self._receive(category, timeout, alarm_value))
 
     recv = receive
 
@@ -127,7 +129,7 @@ class CategorizeMessages:
         if bucket:
             return bucket.popleft()
         task = self._task
-        sched = task._sched
+        sched = lowlevel.scheduler_of(task)
         deadline = None if timeout is None else sched.time() + timeout
         remaining = timeout
         while True:
@@ -140,3 +142,6 @@ class CategorizeMessages:
             self._buckets.setdefault(found, deque()).append(message)
             if deadline is not None:
                 remaining = max(0.0, deadline - sched.time())
+
+
+describe_generator_op(CategorizeMessages._receive, "cm.receive()", ("receive", "recv"))

@@ -22,8 +22,9 @@ import logging
 from collections.abc import Callable, Generator
 from typing import Any
 
+from .core import lowlevel
 from .core.scheduler import Pycos, _check_timeout
-from .core.traps import Trap
+from .core.traps import Trap, describe_generator_op, note_made, yield_mistake
 from .core.waitqueue import WaitQueue
 
 __all__ = ["Lock", "RLock", "Condition", "Event", "Semaphore"]
@@ -60,18 +61,20 @@ def _on_scheduler(sched: Pycos | None, fn: Callable[..., Any], *args: Any) -> No
 
     With no scheduler running nobody can be waiting, so ``fn`` runs in the caller's thread.
     """
-    if sched is None or not sched._alive:
+    if sched is None or not lowlevel.alive(sched):
         sched = Pycos.scheduler()
     if sched is None:
         fn(*args)
     else:
-        sched._call(fn, *args)
+        lowlevel.call(sched, fn, *args)
 
 
 class _Acquire(Trap):
     """``yield lock.acquire(...)``: ``owner._take(sched, task, timeout)`` on the scheduler."""
 
     __slots__ = ("owner", "timeout")
+    _what = "lock.acquire()"
+    _names = ("acquire",)
 
     def __init__(self, owner: Any, timeout: float | None) -> None:
         self.owner = owner
@@ -118,7 +121,7 @@ class Lock:
         Raises:
             TypeError, ValueError: ``timeout`` is not a number, or negative other than -1.
         """
-        return _Acquire(self, _acquire_timeout(blocking, timeout))
+        return note_made(_Acquire(self, _acquire_timeout(blocking, timeout)))
 
     def _take(self, sched: Any, task: Any, timeout: float | None) -> Any:
         self._sched = sched
@@ -128,7 +131,7 @@ class Lock:
             return True
         if timeout is not None and timeout <= 0:
             return False
-        return self._waiters.park(timeout, False)._apply(sched, task)
+        return self._waiters._park_now(sched, task, timeout, False)
 
     def _hand_off(self) -> None:
         """Give the lock to the oldest waiter, or free it (scheduler thread)."""
@@ -200,7 +203,7 @@ class RLock(Lock):
             return True
         if timeout is not None and timeout <= 0:
             return False
-        return self._waiters.park(timeout, False)._apply(sched, task)
+        return self._waiters._park_now(sched, task, timeout, False)
 
     def _hand_off(self) -> None:
         self._owner = self._waiters.wake_one(True)
@@ -286,7 +289,7 @@ class Condition:
             RuntimeError: (at the yield) the task does not hold the lock.
         """
         _check_timeout(timeout, "timeout")
-        return self._wait(timeout)
+        return note_made(self._wait(timeout))
 
     def _wait(self, timeout: float | None) -> Generator[Any, Any, bool]:
         task = _current_task()
@@ -295,7 +298,7 @@ class Condition:
         lock = self._lock
         if not lock._is_owned_by(task):
             raise RuntimeError(f"{task!r} cannot wait on {self!r}: it does not hold the lock")
-        self._sched = task._sched
+        self._sched = lowlevel.scheduler_of(task)
         state = lock._release_save()
         try:
             notified = yield self._waiters.park(timeout, False)
@@ -317,7 +320,7 @@ class Condition:
         if not callable(predicate):
             raise TypeError(f"wait_for() needs a callable predicate, got {predicate!r}")
         _check_timeout(timeout, "timeout")
-        return self._wait_for(predicate, timeout)
+        return note_made(self._wait_for(predicate, timeout))
 
     def _wait_for(self, predicate: Callable[[], Any],
                   timeout: float | None) -> Generator[Any, Any, Any]:
@@ -360,6 +363,8 @@ class Condition:
 # ------------------------------------------------------------------ Event
 class _EventWait(Trap):
     __slots__ = ("event", "timeout")
+    _what = "event.wait()"
+    _names = ("wait",)
 
     def __init__(self, event: Event, timeout: float | None) -> None:
         self.event = event
@@ -372,7 +377,7 @@ class _EventWait(Trap):
             return True
         if self.timeout is not None and self.timeout <= 0:
             return False
-        return event._waiters.park(self.timeout, False)._apply(sched, task)
+        return event._waiters._park_now(sched, task, self.timeout, False)
 
 
 class Event:
@@ -415,7 +420,7 @@ class Event:
             TypeError, ValueError: ``timeout`` is not a number or is negative.
         """
         _check_timeout(timeout, "timeout")
-        return _EventWait(self, timeout)
+        return note_made(_EventWait(self, timeout))
 
 
 # ------------------------------------------------------------------ Semaphore
@@ -457,7 +462,7 @@ class Semaphore:
         Raises:
             TypeError, ValueError: ``timeout`` is not a number or is negative.
         """
-        return _Acquire(self, _acquire_timeout(blocking, timeout, forever=None))
+        return note_made(_Acquire(self, _acquire_timeout(blocking, timeout, forever=None)))
 
     def _take(self, sched: Any, task: Any, timeout: float | None) -> Any:
         self._sched = sched
@@ -466,7 +471,7 @@ class Semaphore:
             return True
         if timeout is not None and timeout <= 0:
             return False
-        return self._waiters.park(timeout, False)._apply(sched, task)
+        return self._waiters._park_now(sched, task, timeout, False)
 
     def release(self, n: int = 1) -> None:
         """Plain call (may be used with yield; safe from a plain thread): return ``n`` units;
@@ -481,3 +486,13 @@ class Semaphore:
         for _ in range(n):
             if self._waiters.wake_one(True) is None:
                 self._value += 1
+
+
+describe_generator_op(Condition._wait, "cond.wait()", ("wait",))
+describe_generator_op(Condition._wait_for, "cond.wait_for()", ("wait_for",))
+yield_mistake(Lock, "to take the lock write 'yield lock.acquire()'")
+yield_mistake(RLock, "to take the lock write 'yield rlock.acquire()'")
+yield_mistake(Condition, "write 'yield cond.acquire()' to take its lock, 'yield cond.wait()' to "
+              "wait for a notify")
+yield_mistake(Event, "to wait for it write 'yield event.wait()'")
+yield_mistake(Semaphore, "to take a unit write 'yield sem.acquire()'")

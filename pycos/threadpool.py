@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
+from .core import lowlevel
 from .core.scheduler import Pycos
 from .core.traps import SUSPEND, Trap
 from .errors import ContextError
@@ -68,15 +69,15 @@ class _Job:
                 _log.warning("cleanup of thread job %r failed:\n%s", self.fn,
                              traceback.format_exc())
         if outcome is not None:
-            self.sched._post(*outcome)
+            lowlevel.call_soon(self.sched, *outcome)
 
     def _done(self, result: Any) -> None:
         if not self.cancelled:
-            self.sched._wake(self.task, result)
+            lowlevel.wake(self.task, result)
 
     def _fail(self, exc: BaseException) -> None:
         if not self.cancelled:
-            self.sched._wake_exc(self.task, exc)
+            lowlevel.wake_exc(self.task, exc)
 
 
 class _Submit(Trap):
@@ -99,7 +100,7 @@ class _Submit(Trap):
                 self.cleanup()
             raise RuntimeError(f"{pool!r} has been terminated; it runs no more jobs")
         job = _Job(sched, task, self.fn, self.args, self.kwargs, self.cleanup)
-        sched._park(task, job, None, None)
+        lowlevel.park(task, job, None, None)
         pool._jobs.put(job)
         return SUSPEND
 
@@ -191,7 +192,7 @@ class AsyncThreadPool:
 
 def _on_scheduler_thread() -> bool:
     sched = Pycos.scheduler()
-    return sched is not None and sched._in_thread()
+    return sched is not None and lowlevel.in_thread(sched)
 
 
 def _check_not_scheduler(what: str) -> None:

@@ -14,7 +14,7 @@ MAX_LINES = 800
 # Layer of each top-level part of the package; a module may import only its own layer or lower
 # ones. The sans-IO protocol ("P") sits beside L0-L3 and may use only L0.
 LAYERS = {
-    "errors": 0, "_log": 0,
+    "errors": 0, "_log": 0, "_version": 0,
     "core": 1,
     "sync": 2, "channel": 2, "messages": 2, "threadpool": 2,
     "asyncsocket": 3, "tls": 3, "asyncfile": 3, "_iowait": 3, "_offload": 3, "_sockops": 3,
@@ -100,10 +100,36 @@ def test_docstring_all_and_no_print(path: Path) -> None:
     if public:
         names = {t.id for node in tree.body if isinstance(node, ast.Assign)
                  for t in node.targets if isinstance(t, ast.Name)}
+        names |= {node.target.id for node in tree.body if isinstance(node, ast.AnnAssign)
+                  and isinstance(node.target, ast.Name)}
         assert "__all__" in names, f"{path.name} needs __all__"
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id != "print", f"{path.name}:{node.lineno} uses print()"
+
+
+# The scheduler's and tasks' internals: only pycos.core touches them; every other layer goes
+# through pycos.core.lowlevel (the scheduler's door for library code).
+CORE_PRIVATE = {
+    "_post", "_park", "_park_raise", "_wake", "_wake_exc", "_timers", "_poller", "_current",
+    "_reschedule", "_call", "_in_thread", "_register", "_unregister", "_lookup", "_names",
+    "_names_lock", "_ready", "_inbox", "_clock", "_alive", "_interrupt", "_spawn", "_live",
+    "_nondaemons", "_idle_waiters", "_timer", "_msgs", "_gen", "_value", "_monitors",
+    "_callers", "_daemon", "_add_monitor", "_exc", "_swap", "_hot",
+}
+
+
+@pytest.mark.parametrize("path", [p for p in _modules() if p.relative_to(PKG).parts[0] != "core"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_core_touches_scheduler_internals(path: Path) -> None:
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in CORE_PRIVATE:
+            owner = node.value
+            if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+                continue  # an object's own attribute of the same name
+            pytest.fail(f"{path.name}:{node.lineno} reaches into the core ({ast.unparse(node)}); "
+                        "use pycos.core.lowlevel")
 
 
 def test_core_never_imports_network_layer() -> None:

@@ -19,7 +19,6 @@ import atexit as _atexit
 import bisect
 import threading
 import traceback
-import warnings
 from collections import deque
 from collections.abc import Callable
 from types import GeneratorType
@@ -31,62 +30,40 @@ from .clock import Clock, SystemClock
 from .poller import READ, Callback, Poller
 from .status import MonitorStatus, TracebackText
 from .timers import TimerHeap
-from .traps import RECEIVE_FOREVER, RECEIVING, SUSPEND, SUSPENDED, WOKEN, Trap
+from .traps import (
+    IS_GENERATOR,
+    IS_TRAP,
+    RECEIVE_FOREVER,
+    RECEIVING,
+    SUSPEND,
+    SUSPENDED,
+    TERMINATE,
+    WOKEN,
+    YIELD_KINDS,
+    _AfterResult,
+    _thread_scheduler,
+    bad_yield,
+    ended,
+    legacy_return,
+    main_ended_by,
+    note_main_frame,
+    unyielded,
+)
+from .traps import _check_timeout as _check_timeout
 from .waker import Waker
 
 __all__ = ["Pycos", "TERMINATE", "current_scheduler"]
 
 
-class _Terminate:
-    """Pending-exception marker meaning "close the task's generators"."""
-
-    __repr__ = lambda self: "<terminate>"  # noqa: E731
-
-
-TERMINATE = _Terminate()
-
-
-class _AfterResult:
-    """Pending exception for a task that was already woken with a result.
-
-    The result was handed over (a message, a lock, a file descriptor turn …), so the task
-    first receives it and the exception is raised at its *next* yield: nothing it was given is
-    lost or leaked."""
-
-    __slots__ = ("exc",)
-
-    def __init__(self, exc: Any) -> None:
-        self.exc = exc
-
-_LEGACY_STOP = "generator raised StopIteration"
 #: While tasks are ready, poll I/O (without blocking) once this many tasks have run.
 _POLL_EVERY = 32
-_legacy_warned = False
 _instance_lock = threading.RLock()
-#: ``_thread_scheduler.sched`` is the scheduler whose thread this is (unset in other threads).
-_thread_scheduler = threading.local()
-
-
-def _legacy_return(exc: BaseException) -> tuple[bool, Any]:
-    """Recognise ``raise StopIteration(v)`` made by the generator itself (PEP 479 turned it into
-    RuntimeError). Only the generator's own frame counts: the RuntimeError's traceback then holds
-    just the scheduler's frame."""
-    global _legacy_warned
-    if (type(exc) is RuntimeError and isinstance(exc.__cause__, StopIteration)
-            and exc.args == (_LEGACY_STOP,) and exc.__traceback__ is not None
-            and exc.__traceback__.tb_next is None):
-        if not _legacy_warned:
-            _legacy_warned = True
-            warnings.warn("ending a task with 'raise StopIteration(value)' is deprecated; "
-                          "use 'return value'", DeprecationWarning, stacklevel=2)
-        return True, exc.__cause__.value
-    return False, None
 
 
 def current_scheduler() -> Pycos:
     """The scheduler new tasks go to: this thread's own if it is a scheduler thread, else the
     process-wide one (created if needed)."""
-    sched: Pycos | None = getattr(_thread_scheduler, "sched", None)
+    sched: Pycos | None = _thread_scheduler.sched
     if sched is not None and sched._alive:
         return sched
     sched = Pycos._running_instance
@@ -129,6 +106,11 @@ class Pycos(metaclass=_SchedulerMeta):
 
     #: Router for tasks and channels on other nodes; installed by the networked node.
     router: Any = None
+    #: Seconds the interpreter exit waits for the scheduler to stop after the main thread ended
+    #: by an exception or ``sys.exit`` (or Ctrl-C interrupted the wait for tasks).
+    exit_timeout: float = 5.0
+    #: How long ``terminate`` waits for the scheduler thread (None: until it has stopped).
+    _stop_timeout: float | None = None
 
     def __init__(self, clock: Clock | None = None, **kwargs: Any) -> None:
         if kwargs:
@@ -149,6 +131,8 @@ class Pycos(metaclass=_SchedulerMeta):
         self._names: dict[tuple[str, str], Any] = {}
         self._names_lock = threading.Lock()
         self._current: Any = None
+        #: The last operation the running task made and has not yielded yet (see ``traps``).
+        self._made: Any = None
         self._sleeping = False
         self._quit = False
         self._alive = True
@@ -156,6 +140,7 @@ class Pycos(metaclass=_SchedulerMeta):
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._main, name="pycos", daemon=True)
         self._thread.start()
+        note_main_frame()
         _atexit.register(self._at_interpreter_exit)
         logger.debug("scheduler started with %s poller", self._poller.name)
 
@@ -188,7 +173,7 @@ class Pycos(metaclass=_SchedulerMeta):
     @staticmethod
     def cur_task(scheduler: Pycos | None = None) -> Any:
         """The task running now; None when called outside a task (from another thread)."""
-        inst = scheduler or getattr(_thread_scheduler, "sched", None)
+        inst = scheduler or _thread_scheduler.sched
         if inst is None or threading.get_ident() != inst._tid:
             return None
         return inst._current
@@ -257,7 +242,7 @@ class Pycos(metaclass=_SchedulerMeta):
         self._quit = True
         self._waker.wake()
         if threading.get_ident() != self._tid:
-            self._stopped.wait()
+            self._stopped.wait(self._stop_timeout)
         logger.debug("scheduler terminated")
 
     def atexit(self, priority: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -352,8 +337,43 @@ class Pycos(metaclass=_SchedulerMeta):
                 logger.warning("atexit function %r failed:\n%s", fn, traceback.format_exc())
 
     def _at_interpreter_exit(self) -> None:
-        if self._alive:
-            self.finish()
+        """``finish`` at interpreter exit when the program ran to its end (pycos's documented
+        wait for non-daemon tasks; Ctrl-C stops it with one line). After an uncaught exception
+        or ``sys.exit`` the tasks are named and stopped instead, within ``exit_timeout``."""
+        if not self._alive:
+            return
+        try:
+            try:
+                how, tasks = main_ended_by(), self._unfinished()
+                if how is None:
+                    if tasks:
+                        logger.info("waiting at exit for %s; Ctrl-C stops them", tasks)
+                    self.finish()
+                    return
+                if tasks:
+                    logger.warning("the main thread ended by %s: not waiting for %s", how, tasks)
+            except KeyboardInterrupt:
+                logger.warning("interrupted at exit: not waiting for %s", self._unfinished())
+            self._run_atexit()
+            # No helper thread: Python 3.12 refuses to start threads in atexit callbacks.
+            self._stop_timeout = self.exit_timeout
+            self.terminate()
+            if not self._stopped.is_set():
+                logger.warning("the scheduler did not stop within %s s; exiting without it",
+                               self.exit_timeout)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C again: leave at once (the scheduler thread is a daemon)
+
+    def _unfinished(self) -> str:
+        """The non-daemon tasks still alive (or created and not yet admitted), named for a log
+        line; "" if none. Any thread: copying the set and the inbox is atomic."""
+        tasks = list(self._live) + [a[0] for f, a in list(self._inbox) if f == self._spawn]
+        tasks = [t for t in tasks if not t._daemon and t._gen is not None]
+        if not tasks:
+            return ""
+        more = f" and {len(tasks) - 10} more" if len(tasks) > 10 else ""
+        return (f"{len(tasks)} task{'s' if len(tasks) > 1 else ''} "
+                f"({', '.join(repr(t) for t in tasks[:10])}{more})")
 
     # ------------------------------------------------------------- task state
     def _spawn(self, task: Any) -> None:
@@ -365,6 +385,7 @@ class Pycos(metaclass=_SchedulerMeta):
 
     def _reschedule(self, task: Any, value: Any) -> Any:
         """Trap helper: put ``task`` at the end of the run queue with ``value``."""
+        task._wait = None
         task._value = value
         self._ready.append(task)
         return SUSPEND
@@ -470,11 +491,13 @@ class Pycos(metaclass=_SchedulerMeta):
     def _end(self, task: Any, result: Any, exc: BaseException | None,
              terminated: bool = False) -> None:
         """Finish ``task``: record its result, tell monitors and waiters, forget it."""
+        if self._made is not None:
+            ended(self, task)
         if exc is not None:
             tb = exc.__traceback__
             trace = TracebackText("".join(traceback.format_exception(
                 type(exc), exc, tb.tb_next if tb is not None else None)), exc.args)
-            logger.warning("uncaught exception in %r:\n%s", task, trace)
+            logger.error("uncaught exception in %r:\n%s", task, trace)
             result = status = MonitorStatus(task, type(exc), trace)
         elif terminated:
             status = MonitorStatus(task, GeneratorExit, None)
@@ -515,9 +538,12 @@ class Pycos(metaclass=_SchedulerMeta):
 
     # ------------------------------------------------------------- running
     def _run(self, task: Any) -> None:
-        """Run ``task`` until it parks, reschedules or ends (the hot path)."""
+        """Run ``task`` until it parks, reschedules or ends (the hot path).
+
+        While it runs, ``task._wait`` keeps what woke it (WOKEN, or None); every way of leaving
+        sets it (a wait, RECEIVING, None for a reschedule or the end), which saves a store per
+        run."""
         self._current = task
-        task._wait = None
         gen = task._gen
         value = task._value
         task._value = None
@@ -549,7 +575,7 @@ class Pycos(metaclass=_SchedulerMeta):
                 self._end(task, stop.value, None)
                 break
             except BaseException as error:  # noqa: BLE001 - a task may raise anything
-                legacy, result = _legacy_return(error)
+                legacy, result = legacy_return(error)
                 callers = task._callers
                 if legacy:
                     if callers:
@@ -570,6 +596,7 @@ class Pycos(metaclass=_SchedulerMeta):
                 self._end(task, None, error)
                 break
             if after is not None:
+                self._made = None  # what it yielded is dropped: the interruption comes first
                 if after is TERMINATE:
                     if type(r) is GeneratorType:
                         r.close()
@@ -578,30 +605,47 @@ class Pycos(metaclass=_SchedulerMeta):
                 exc, after = after, None
                 continue
             if r is RECEIVE_FOREVER:  # the hot case of receive(), inlined
+                self._made = None
                 msgs = task._msgs
                 if msgs:
                     value = msgs.popleft()
                     continue
                 task._wait = RECEIVING
                 break
-            if isinstance(r, Trap):
-                try:
-                    value = r._apply(self, task)
-                except Exception as error:  # a trap that cannot start is raised in the task
-                    exc = error
+            if self._made is not None:  # the task made an operation: is this it?
+                if self._made is r:
+                    self._made = None
+                else:
+                    problem = unyielded(self, task, gen)
+                    if problem is not None:
+                        exc = problem
+                        continue
+            cls = type(r)
+            if cls in YIELD_KINDS:  # one lookup sorts traps, generators and suspects
+                kind = YIELD_KINDS[cls]
+                if kind is IS_TRAP:
+                    try:
+                        value = r._apply(self, task)
+                    except Exception as error:  # a trap that cannot start: raised in the task
+                        exc = error
+                        continue
+                    if value is SUSPEND:
+                        break
                     continue
-                if value is SUSPEND:
-                    break
-                continue
-            if type(r) is GeneratorType:
-                callers = task._callers
-                if callers is None:
-                    callers = task._callers = []
-                callers.append(gen)
-                gen = task._gen = r
-                value = None
-                continue
-            task._value = r  # anything else: a cooperative reschedule
+                if kind is IS_GENERATOR:
+                    callers = task._callers
+                    if callers is None:
+                        callers = task._callers = []
+                    callers.append(gen)
+                    gen = task._gen = r
+                    value = None
+                    continue
+                problem = bad_yield(r)  # a method not called, an async def coroutine …
+                if problem is not None:
+                    exc = problem
+                    continue
+            task._wait = None  # anything else: a cooperative reschedule
+            task._value = r
             self._ready.append(task)
             break
         self._current = None
@@ -619,6 +663,7 @@ class Pycos(metaclass=_SchedulerMeta):
     def _internal_error(self, error: BaseException, task: Any) -> None:
         """A bug in the scheduler itself: say so loudly, fail the task, keep serving."""
         self._current = None
+        self._made = None
         err = InternalError(f"scheduler error while running {task!r}: {error!r}")
         err.__cause__ = error
         logger.critical("pycos internal error:\n%s",
@@ -751,15 +796,3 @@ class Pycos(metaclass=_SchedulerMeta):
 
 
 Pycos._default_class = Pycos
-
-
-def _check_timeout(timeout: Any, what: str = "timeout", allow_negative: bool = False) -> None:
-    """Validate a timeout argument: None or a non-negative real number."""
-    if timeout is None:
-        return
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds or None, got {timeout!r}")
-    if timeout != timeout:
-        raise ValueError(f"{what} must not be NaN")
-    if timeout < 0 and not allow_negative:
-        raise ValueError(f"{what} must be >= 0 seconds or None, got {timeout!r}")

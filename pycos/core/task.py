@@ -9,13 +9,27 @@ from __future__ import annotations
 
 import inspect
 import threading
+import warnings
 from collections.abc import Callable, Generator
 from types import CodeType, FunctionType, GeneratorType
 from typing import Any
 
 from ..errors import ContextError
-from .scheduler import TERMINATE, Pycos, _check_timeout, _thread_scheduler, current_scheduler
-from .traps import RECEIVE_FOREVER, RECEIVING, WOKEN, Receive, Suspend, Trap, WaitTask
+from .scheduler import TERMINATE, Pycos, _check_timeout, current_scheduler
+from .traps import (
+    RECEIVE_FOREVER,
+    RECEIVING,
+    WOKEN,
+    Receive,
+    Suspend,
+    Trap,
+    WaitTask,
+    _thread_scheduler,
+    describe_generator_op,
+    made_again,
+    note_made,
+    short_name,
+)
 
 __all__ = ["Task"]
 
@@ -80,18 +94,61 @@ def _make_generator(task: Any, target: Any, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> GeneratorType[Any, Any, Any]:
     if not ((type(target) is FunctionType and target.__code__.co_flags & _CO_GENERATOR)
             or inspect.isgeneratorfunction(target)):
-        if isinstance(target, GeneratorType):
-            raise TypeError(f"Task() needs a generator *function*, got the generator {target!r};"
-                            " pass the function and its arguments instead")
-        raise TypeError(f"Task() needs a generator function (a def containing 'yield'), got "
-                        f"{target!r}")
+        raise TypeError(_not_a_generator_function(target))
     name = _inject_name(target)
     if name is not None and name not in kwargs:
         kwargs[name] = task
-    gen = target(*args, **kwargs)
+    try:
+        gen = target(*args, **kwargs)
+    except TypeError as error:  # calling a generator function only binds its arguments
+        raise TypeError(_bad_arguments(target, args, kwargs, error)) from None
     if type(gen) is not GeneratorType:
         raise TypeError(f"{target!r} did not return a generator")
     return gen
+
+
+def _not_a_generator_function(target: Any) -> str:
+    """Why ``target`` cannot be a task, and what to write instead."""
+    if isinstance(target, GeneratorType):
+        return (f"Task() needs a generator *function*, got the generator {target!r}; pass the "
+                "function and its arguments instead")
+    if inspect.iscoroutine(target):
+        target.close()  # never to be awaited: no second warning about that
+        return (f"Task() got the coroutine {short_name(target)}() of an 'async def' function: "
+                "an async def coroutine function is not a pycos task; write a generator "
+                "function with yield ('def', with 'yield' where it has 'await')")
+    func = inspect.unwrap(getattr(target, "func", target))  # functools.partial, decorators
+    name = short_name(func)
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        return (f"Task() got {name}, an async def coroutine function: it is not a pycos task; "
+                "write a generator function with yield ('def', with 'yield' where it has "
+                "'await', e.g. 'yield task.sleep(1)' for 'await asyncio.sleep(1)')")
+    if inspect.isfunction(func) or inspect.ismethod(func):
+        return (f"Task() needs a generator function, but {name} has no yield: a task's function "
+                "must contain at least one 'yield' (e.g. 'yield task.sleep(0)'); if it returns a "
+                "generator, pass a generator function instead")
+    return f"Task() needs a generator function (a def containing 'yield'), got {target!r}"
+
+
+def _bad_arguments(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                   error: TypeError) -> str:
+    """The message for arguments that do not fit ``target`` (``error`` is Python's)."""
+    name = getattr(target, "__name__", repr(target))
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    for inject in _INJECT_NAMES:
+        param = params.get(inject)
+        if (param is not None and param.default is param.empty and inject not in kwargs
+                and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)):
+            positional = [p for p in params.values()
+                          if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            if param.kind == param.KEYWORD_ONLY or len(args) < len(positional):
+                return (f"{name}() has a parameter '{inject}' without a default: write "
+                        f"'def {name}(..., {inject}=None)' so pycos can pass the Task "
+                        f"({error})")
+    return f"Task({name}, ...): {error}"
 
 
 def _exception_from(args: tuple[Any, ...]) -> BaseException:
@@ -150,7 +207,7 @@ class Task:
     _swap: GeneratorType[Any, Any, Any] | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        sched = getattr(_thread_scheduler, "sched", None) or Pycos._running_instance
+        sched = _thread_scheduler.sched or Pycos._running_instance
         if sched is None or not sched._alive:
             sched = current_scheduler()
         target, fargs, fkwargs = _split_target(args, kwargs)
@@ -212,14 +269,24 @@ class Task:
         """
         _check_timeout(timeout, "timeout", allow_negative=True)
         self._require_current("suspend")
-        return Suspend(timeout, alarm_value)
+        op = Suspend(timeout, alarm_value)
+        sched = self._sched  # note_made, inlined
+        if sched._made is not None:
+            made_again(sched)
+        sched._made = op
+        return op
 
     def sleep(self, timeout: float | None = None, alarm_value: Any = None) -> Trap:
         """Use with yield: ``yield task.sleep(seconds)``; same as ``suspend`` (``resume``
         ends it early)."""
         _check_timeout(timeout, "timeout", allow_negative=True)
         self._require_current("sleep")
-        return Suspend(timeout, alarm_value)
+        op = Suspend(timeout, alarm_value)
+        sched = self._sched  # note_made, inlined
+        if sched._made is not None:
+            made_again(sched)
+        sched._made = op
+        return op
 
     def resume(self, update: Any = None) -> int:
         """May be used with yield. Wake this task from ``suspend``/``sleep`` with ``update``.
@@ -241,13 +308,22 @@ class Task:
         The oldest queued message; waits for one if none is queued. After ``timeout`` seconds the
         result is ``alarm_value``; ``timeout=0`` polls. Must be yielded by this task itself.
         """
-        if timeout is None and alarm_value is None:
-            if self._sched._current is not self:
+        if timeout is None and alarm_value is None:  # the hot case
+            sched = self._sched
+            if sched._current is not self:
                 self._require_current("receive")
+            if sched._made is not None:
+                made_again(sched)
+            sched._made = RECEIVE_FOREVER
             return RECEIVE_FOREVER
         _check_timeout(timeout)
         self._require_current("receive")
-        return Receive(timeout, alarm_value)
+        op = Receive(timeout, alarm_value)
+        sched = self._sched  # note_made, inlined
+        if sched._made is not None:
+            made_again(sched)
+        sched._made = op
+        return op
 
     recv = receive
 
@@ -258,7 +334,7 @@ class Task:
         ``yield t()`` is the same.
         """
         _check_timeout(timeout)
-        return WaitTask(self, timeout)
+        return note_made(WaitTask(self, timeout))
 
     __call__ = finish
 
@@ -287,11 +363,17 @@ class Task:
         ``receive``). Returns 0, or -1 if the task is known to have ended."""
         sched = self._sched
         if sched._tid == _get_ident():
-            if self._wait is RECEIVING and self._timer is None:  # hot path: hand it over
-                self._wait = WOKEN
-                self._value = message
-                sched._ready.append(self)
-                return 0
+            if self._wait is RECEIVING:
+                if self._timer is None:  # hot path: hand it over
+                    self._wait = WOKEN
+                    self._value = message
+                    sched._ready.append(self)
+                    return 0
+            else:
+                msgs = self._msgs
+                if msgs is not None:  # hot path: a live task that has a queue already
+                    msgs.append(message)
+                    return 0
             return sched._send(self, message)
         if self._gen is None or not sched._post(sched._send, self, message):
             return -1
@@ -443,7 +525,32 @@ class Task:
         ``location`` (or every peer). None if not found within ``timeout``.
         """
         _check_timeout(timeout)
-        return _locate("task", name, location, timeout)
+        _hint_not_networked("Task", name, location)
+        return note_made(_locate("task", name, location, timeout))
+
+
+_not_networked_said = False
+
+
+def _hint_not_networked(what: str, name: Any, location: Any) -> None:
+    """Say once (a warning) that ``locate`` searches other nodes only on a networked node, when
+    the process-wide scheduler is not one and ``name`` is not registered here (or a
+    ``location`` is given). Called by the ``locate`` methods, so the warning points at the
+    user's call."""
+    global _not_networked_said
+    if _not_networked_said:
+        return
+    sched = Pycos.scheduler()
+    if sched is None or sched.router is not None:
+        return
+    kind = "task" if what == "Task" else what.lower()
+    if location is None and isinstance(name, str) and sched._lookup(kind, name) is not None:
+        return
+    _not_networked_said = True
+    warnings.warn(f"{what}.locate({name!r}) looks only in this process: the scheduler is not a "
+                  "networked node, so other nodes are searched only after 'import "
+                  "pycos.netpycos' and a node start (pycos.netpycos.Pycos(...)) before the "
+                  "first task", RuntimeWarning, stacklevel=3)
 
 
 def _locate(kind: str, name: str, location: Any, timeout: float | None) -> Any:
@@ -459,3 +566,6 @@ def _locate(kind: str, name: str, location: Any, timeout: float | None) -> Any:
     if router is None:
         return None
     return (yield router.locate(kind, name, location, timeout))
+
+
+describe_generator_op(_locate, "Task.locate()", ("locate",))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from .traps import SUSPEND, Trap
+from .traps import SUSPEND, Trap, note_made, yield_mistake
 
 __all__ = ["WaitQueue"]
 
@@ -33,7 +33,17 @@ class WaitQueue:
     def park(self, timeout: float | None = None, alarm: Any = False) -> Trap:
         """A trap: ``yield queue.park(...)`` waits until woken (value given to ``wake_*``) or
         until ``timeout`` seconds pass (value ``alarm``). ``timeout <= 0`` does not wait."""
-        return _Park(self, timeout, alarm)
+        return note_made(_Park(self, timeout, alarm))
+
+    def _park_now(self, sched: Any, task: Any, timeout: float | None, alarm: Any) -> Any:
+        """What yielding ``park(timeout, alarm)`` does, for a trap's ``_apply`` that decides to
+        wait on this queue (scheduler thread): returns ``SUSPEND`` or, if ``timeout <= 0``,
+        reschedules the task with ``alarm``."""
+        if timeout is not None and timeout <= 0:
+            return sched._reschedule(task, alarm)
+        self._waiters[task] = None
+        sched._park(task, self, timeout, alarm)
+        return SUSPEND
 
     def cancel_wait(self, task: Any) -> None:
         """Remove ``task`` (undo of a timed-out or interrupted wait)."""
@@ -59,16 +69,21 @@ class WaitQueue:
 
 class _Park(Trap):
     __slots__ = ("queue", "timeout", "alarm")
+    _what = "queue.park()"
+    _names = ("park",)
 
     def __init__(self, queue: WaitQueue, timeout: float | None, alarm: Any) -> None:
         self.queue = queue
         self.timeout = timeout
         self.alarm = alarm
 
-    def _apply(self, sched: Any, task: Any) -> Any:
+    def _apply(self, sched: Any, task: Any) -> Any:  # WaitQueue._park_now, inlined
         timeout = self.timeout
         if timeout is not None and timeout <= 0:
             return sched._reschedule(task, self.alarm)
         self.queue._waiters[task] = None
         sched._park(task, self.queue, timeout, self.alarm)
         return SUSPEND
+
+
+yield_mistake(WaitQueue, "'yield queue.park()' waits on it")

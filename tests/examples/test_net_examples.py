@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from tracebacks import unexpected
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TIME_LIMIT = 45
@@ -148,6 +149,13 @@ def _leftovers(secret: str) -> list[psutil.Process]:
     return found
 
 
+#: Failures an example makes on purpose (tasks that fail print their traceback).
+FAILURES: dict[str, tuple[str, ...]] = {
+    "demo.py": (r"ValueError: work\(-\d+\): n must be >= 0",),
+    "rci_monitor.py": (r"ValueError: \d+ is odd",),
+}
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_net_example(name: str, tmp_path: Path) -> None:
     secret = secrets.token_hex(16)  # also marks the example's processes
@@ -158,7 +166,8 @@ def test_net_example(name: str, tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     out = proc.stdout
     assert proc.returncode == 0, f"{name} exited with {proc.returncode}:\n{out}\n{proc.stderr}"
-    assert "Traceback" not in out + proc.stderr, f"{name}:\n{out}\n{proc.stderr}"
+    assert not unexpected(out + proc.stderr, FAILURES.get(name, ())), \
+        f"{name}:\n{out}\n{proc.stderr}"
     lines = out.splitlines()
     for expected in EXPECTED[name]["anywhere"]:
         assert any(line.startswith(expected) for line in lines), \

@@ -417,3 +417,95 @@ def test_private_scheduler_runs_its_own_tasks(sched):
     finally:
         private.terminate()
     assert sched.is_alive() and pycos.Pycos.scheduler() is sched
+
+
+# ---------------------------------------------------------------- what a yield is
+def test_a_trap_class_defined_anywhere_is_applied_when_yielded(run):
+    """The scheduler sorts yielded values by type in one table; every Trap subclass is added
+    to it as it is defined, wherever that is (a library above the core, a test)."""
+    from pycos.core.traps import YIELD_KINDS, Trap
+
+    class Double(Trap):
+        __slots__ = ("n",)
+
+        def __init__(self, n):
+            self.n = n
+
+        def _apply(self, sched, task):
+            return self.n * 2
+
+    class Triple(Double):
+        __slots__ = ()
+
+        def _apply(self, sched, task):
+            return self.n * 3
+
+    def f(task=None):
+        return (yield Double(4)), (yield Triple(4))
+
+    assert Double in YIELD_KINDS and Triple in YIELD_KINDS
+    assert run(f) == (8, 12)
+
+
+# ---------------------------------------------------------------- interpreter exit (in-process)
+def test_unfinished_names_non_daemon_tasks_including_those_not_yet_admitted(sched):
+    """What the exit handler names: live non-daemon tasks, and tasks created but still in the
+    inbox; not daemons. (The exit itself is tested in subprocesses: test_exit.py.)"""
+    started = threading.Event()
+
+    def daemon(task=None):
+        task.set_daemon()
+        started.set()
+        yield task.receive()
+
+    def waiter(task=None):
+        yield task.receive()
+
+    pycos.Task(daemon)
+    assert started.wait(5)
+    assert sched._unfinished() == ""
+    w = pycos.Task(waiter)
+    text = sched._unfinished()  # admitted or not yet: named either way
+    assert text == f"1 task ({w!r})"
+    w.terminate()
+
+
+def test_terminate_waits_at_most_the_stop_timeout(monkeypatch):
+    """The bounded stop used at interpreter exit: ``terminate`` returns after ``_stop_timeout``
+    even when a task's cleanup blocks the scheduler thread."""
+    s = pycos.Pycos()
+    release = threading.Event()
+    started = threading.Event()
+
+    def stubborn(task=None):
+        started.set()
+        try:
+            yield task.receive()
+        finally:
+            release.wait(10)  # blocks the scheduler thread while the task is closed
+
+    pycos.Task(stubborn)
+    assert started.wait(5)
+    monkeypatch.setattr(s, "_stop_timeout", 0.2)
+    s.terminate()
+    assert not s._stopped.is_set()
+    release.set()
+    assert s._stopped.wait(10)
+
+
+def test_main_ended_by_falls_back_while_the_main_frame_still_runs(monkeypatch):
+    """Under pytest the main thread's bottom frame is still running: the decision falls back
+    to ``sys.last_*`` (an uncaught exception), i.e. a normal end here."""
+    import sys
+
+    from pycos.core import traps
+
+    traps.note_main_frame()
+    assert traps._main_frame is not None
+    monkeypatch.delattr(sys, "last_value", raising=False)
+    monkeypatch.delattr(sys, "last_exc", raising=False)
+    assert traps.main_ended_by() is None
+    monkeypatch.setattr(sys, "last_value", ValueError("x"), raising=False)
+    monkeypatch.setattr(sys, "last_exc", ValueError("x"), raising=False)
+    monkeypatch.delattr(sys, "ps1", raising=False)
+    assert traps.main_ended_by() == "an uncaught ValueError"

@@ -670,7 +670,10 @@ def test_hot_swap_bad_target_and_dead_task(run):
 
 
 # ---------------------------------------------------------------- registry
-def test_register_locate_unregister(run):
+def test_register_locate_unregister(run, monkeypatch):
+    # Not about the one-time hint that other nodes need pycos.netpycos (test_user_mistakes).
+    monkeypatch.setattr("pycos.core.task._not_networked_said", True)
+
     def server(task=None):
         yield task.receive()
 
@@ -754,3 +757,24 @@ def test_monitor_status_has_asyncoro_monitor_exception_shape(run):
         return (isinstance(msg, pycos.MonitorException), msg.args[0] is q, msg.args[1])
 
     assert run(f) == (True, True, (StopIteration, "v"))
+
+
+# ---------------------------------------------------------------- send fast path
+def test_send_to_a_busy_task_queues_in_order_and_to_an_ended_task_fails(run):
+    """Task.send on the scheduler thread: a task that is not waiting keeps every message in
+    order (the first one creates its queue, later ones go straight into it); an ended task's
+    queue is gone, so sending fails with -1."""
+    def sink(task=None):
+        yield task.sleep(0)  # busy (not in receive) while messages arrive
+        got = []
+        for _ in range(4):
+            got.append((yield task.receive()))
+        return got
+
+    def f(task=None):
+        s = pycos.Task(sink)
+        codes = [s.send(i) for i in range(4)]
+        got = yield s.finish()
+        return codes, got, s.send("late")
+
+    assert run(f) == ([0, 0, 0, 0], [0, 1, 2, 3], -1)
