@@ -35,8 +35,8 @@ from pycos import (
     logger,
 )
 from pycos.net.location import Location
-from pycos.proto.serialize import dumps as _dumps
-from pycos.proto.serialize import loads as _loads
+from pycos.proto.codec import decode as _loads
+from pycos.proto.codec import encode as _dumps
 
 __all__ = [
     "AsyncSocket", "AsynCoroSocket", "Coro", "AsynCoro", "Lock", "RLock", "Event", "Condition",

@@ -21,7 +21,7 @@ from typing import Any
 import pycos.netpycos as _netpycos
 from pycos.core.scheduler import Pycos as _CorePycos
 from pycos.net import PeerStatus
-from pycos.net.rci import RCI
+from pycos.net.remote.rci import RCI
 
 from . import (
     AsyncDBCursor,

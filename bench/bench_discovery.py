@@ -54,7 +54,7 @@ def _say(*words: object) -> None:
 
 def _participant_discovery(name: str, addr: str) -> None:
     import pycos
-    from pycos.net.discovery import Discovery
+    from pycos.net.discovery.discovery import Discovery
 
     sched = pycos.Pycos.private()
 

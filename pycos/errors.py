@@ -20,6 +20,8 @@ __all__ = [
     "RemoteProtocolError",
     "SerializationError",
     "UnpicklingRefused",
+    "RemoteError",
+    "AccessDenied",
 ]
 
 
@@ -97,3 +99,30 @@ class UnpicklingRefused(SerializationError, pickle.UnpicklingError):
 
     def __reduce__(self) -> tuple[type[UnpicklingRefused], tuple[str, str]]:
         return type(self), (self.module, self.qualname)
+
+
+class RemoteError(PycosError):
+    """An exception raised on another node whose class cannot be rebuilt here.
+
+    Attributes:
+        type_name: the remote exception's class, as ``"module.qualname"``.
+        message: its text (``str`` of its arguments).
+        remote_traceback: the traceback formatted on the other node, when it was sent.
+
+    Allow the class with ``pycos.serialize_allow`` on this node to receive the exception itself.
+    """
+
+    def __init__(self, type_name: str, message: str = "",
+                 remote_traceback: str | None = None) -> None:
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.type_name = type_name
+        self.message = message
+        self.remote_traceback = remote_traceback
+
+    def __reduce__(self) -> tuple[type[RemoteError], tuple[str, str, str | None]]:
+        return type(self), (self.type_name, self.message, self.remote_traceback)
+
+
+class AccessDenied(PycosError, PermissionError):
+    """A node refused a request: the caller is not allowed, or what it named is not on the
+    serving node's allow list. The message says which, and what the server allows."""

@@ -13,10 +13,10 @@ from __future__ import annotations
 from . import *  # noqa: F403 - this facade re-exports the whole local API
 from . import __all__ as _local_all
 from .core.scheduler import Pycos as _CorePycos
-from .net import HANDLERS, Location, PeerStatus, RemoteRequestFailed, RequestError
-from .net.node import Pycos  # type: ignore[assignment]
-from .net.rci import RCI, RPS, RTI, RemoteRCI
-from .net.refs import RemoteChannel, RemoteTask
+from .net import Location, Node, PeerStatus, RemoteRequestFailed, RequestError
+from .net.remote.rci import RCI, RPS, RTI, RemoteRCI
+from .net.remote.refs import RemoteChannel, RemoteTask
+from .net.scheduler import Pycos  # type: ignore[assignment]
 
 _CorePycos._default_class = Pycos
 
@@ -24,6 +24,6 @@ _CorePycos._default_class = Pycos
 AsynCoro = Pycos  # type: ignore[misc]
 
 __all__ = [name for name in _local_all if name not in ("Pycos", "AsynCoro")] + [
-    "Pycos", "AsynCoro", "Location", "PeerStatus", "HANDLERS", "RequestError",
+    "Pycos", "AsynCoro", "Node", "Location", "PeerStatus", "RequestError",
     "RemoteRequestFailed", "RCI", "RPS", "RTI", "RemoteTask", "RemoteChannel", "RemoteRCI",
 ]

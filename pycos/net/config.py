@@ -1,5 +1,6 @@
 """The checked settings of a node: constructor arguments turned into one frozen value.
 
+
 Owns ``NodeConfig`` and ``make_config``, which validates every argument of the node's
 constructor (raising TypeError / ValueError that name what was expected), maps the seed's
 spellings (``node``, ``ext_ip_addr``, ``dest_path_prefix``) onto ours, and builds the TLS
@@ -26,6 +27,9 @@ DEFAULT_HEARTBEAT_INTERVAL = 1.0
 #: peer_timeout defaults to this many heartbeat intervals.
 PEER_TIMEOUT_FACTOR = 2.25
 DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+#: Bytes that may wait to be written to one peer (and wait unreceived from it) before the
+#: link pushes back.
+DEFAULT_LINK_BUFFER = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class NodeConfig:
     udp_port: int
     tcp_port: int
     ext_host: str | None
+    ext_port: int
     name: str | None
     discover_peers: bool
     peers: tuple[Location | str, ...]
@@ -53,6 +58,13 @@ class NodeConfig:
     ipv4_udp_multicast: bool
     server_ctx: ssl.SSLContext | None
     client_ctx: ssl.SSLContext | None
+    hidden: bool = False
+    max_peers: int | None = None
+    reconnect: int = 0
+    link_buffer: int = DEFAULT_LINK_BUFFER
+    max_handshakes: int = 256
+    max_handshakes_per_source: int = 16
+    file_idle: float = 30.0
 
     @property
     def tls(self) -> bool:
@@ -138,7 +150,9 @@ def make_config(host: Any = None, udp_port: Any = DEFAULT_UDP_PORT, tcp_port: An
                 handshake_timeout: Any = DEFAULT_HANDSHAKE_TIMEOUT,
                 max_frame_size: Any = DEFAULT_MAX_FRAME_SIZE, allow_unsafe_pickle: Any = False,
                 ipv4_udp_multicast: Any = False, node: Any = None, ext_ip_addr: Any = None,
-                dest_path_prefix: Any = None) -> NodeConfig:
+                dest_path_prefix: Any = None, ext_port: Any = 0, hidden: Any = False,
+                max_peers: Any = None, reconnect: Any = 0,
+                link_buffer: Any = DEFAULT_LINK_BUFFER, file_idle: Any = 30.0) -> NodeConfig:
     """Plain call: check the node's constructor arguments and return a ``NodeConfig``.
 
     Raises:
@@ -168,10 +182,15 @@ def make_config(host: Any = None, udp_port: Any = DEFAULT_UDP_PORT, tcp_port: An
                          f"got {max_frame_size}")
     cert, key, ca = _path(certfile, "certfile"), _path(keyfile, "keyfile"), _path(cafile,
                                                                                   "cafile")
+    if max_peers is not None:
+        max_peers = _count(max_peers, "max_peers", 1)
+    reconnect = _count(reconnect, "reconnect", 0)
+    link_buffer = _count(link_buffer, "link_buffer", 64 * 1024)
     server_ctx, client_ctx = _tls(cert, key, ca)
     return NodeConfig(
         host=host, udp_port=_port(udp_port, "udp_port", DEFAULT_UDP_PORT) or DEFAULT_UDP_PORT,
-        tcp_port=_port(tcp_port, "tcp_port", 0), ext_host=ext_host, name=_name(name),
+        tcp_port=_port(tcp_port, "tcp_port", 0), ext_host=ext_host,
+        ext_port=_port(ext_port, "ext_port", 0), name=_name(name),
         discover_peers=bool(discover_peers), peers=_peers(peers), secret=secret,
         certfile=cert, keyfile=key, cafile=ca, dest_path=_dest_path(dest_path),
         max_file_size=_max_file_size(max_file_size), heartbeat_interval=heartbeat,
@@ -179,7 +198,16 @@ def make_config(host: Any = None, udp_port: Any = DEFAULT_UDP_PORT, tcp_port: An
         handshake_timeout=_positive(handshake_timeout, "handshake_timeout"),
         max_frame_size=max_frame_size, allow_unsafe_pickle=bool(allow_unsafe_pickle),
         ipv4_udp_multicast=bool(ipv4_udp_multicast), server_ctx=server_ctx,
-        client_ctx=client_ctx)
+        client_ctx=client_ctx, hidden=bool(hidden), max_peers=max_peers, reconnect=reconnect,
+        link_buffer=link_buffer, file_idle=_positive(file_idle, "file_idle"))
+
+
+def _count(value: Any, what: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, got {value!r}")
+    if value < low:
+        raise ValueError(f"{what} must be >= {low}, got {value}")
+    return value
 
 
 def _alias(ours: Any, seeds: Any, our_name: str, seed_name: str) -> Any:

@@ -1,6 +1,7 @@
 """Where a node runs (``Location``) and what peer-status messages say (``PeerStatus``).
 
-Owns two small immutable value types of the distributed API. Imports only the standard library.
+Owns two small immutable value types of the distributed API and their wire form. Imports the
+standard library and ``pycos.proto`` (to register the two types with the wire's codec).
 A ``Location`` always holds a numeric address (host names are resolved once, when it is made), so
 two Locations of the same node compare equal however the host was spelled, and a Location that
 arrives from a peer (pickled) never triggers a name lookup.
@@ -12,7 +13,8 @@ import ipaddress
 import socket
 from typing import Any, ClassVar
 
-from ..proto.serialize import wire_type
+from ..proto import _w
+from ..proto.wiretypes import register
 
 __all__ = ["Location", "PeerStatus", "normalize_host", "location_from_address"]
 
@@ -80,13 +82,18 @@ def location_from_address(addr: str, port: int) -> Location:
     return loc
 
 
-@wire_type
+LOCATION, PEERSTATUS = 52, 53
+
+
 class Location:
     """Address and TCP port of a node: a hashable, immutable value.
 
     ``Location(host, tcp_port)`` accepts a host name or an IPv4/IPv6 address; names are resolved
     here (plain call, may block on DNS). ``addr`` / ``port`` are pycos's attribute names;
     ``host`` / ``tcp_port`` are the same values.
+
+    ``tcp_port`` may also be given as a string of digits (``Location(host, '9705')``), as
+    pycos programs sometimes do.
 
     Raises:
         TypeError: ``host`` is not a str or ``tcp_port`` not an int.
@@ -98,7 +105,9 @@ class Location:
     addr: str
     port: int
 
-    def __init__(self, host: str, tcp_port: int) -> None:
+    def __init__(self, host: str, tcp_port: int | str) -> None:
+        if isinstance(tcp_port, str) and tcp_port.strip().isdigit():
+            tcp_port = int(tcp_port)
         if isinstance(tcp_port, bool) or not isinstance(tcp_port, int):
             raise TypeError(f"tcp_port must be an int, got {tcp_port!r}")
         if not 0 <= tcp_port <= 65535:
@@ -149,8 +158,11 @@ class Location:
             return f"[{self.addr}]:{self.port}"
         return f"{self.addr}:{self.port}"
 
-    # Pickled as (addr, port) state, restored without calling __init__: a Location arriving
-    # from a peer never causes a name lookup, and a host that is not an address is refused.
+    # Sent as (addr, port) and rebuilt without calling __init__: a Location arriving from a
+    # peer never causes a name lookup, and a host that is not an address is refused.
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_w.o, (LOCATION, self.addr, self.port))
+
     def __getstate__(self) -> tuple[str, int]:
         return (self.addr, self.port)
 
@@ -160,7 +172,6 @@ class Location:
         object.__setattr__(self, "port", port)
 
 
-@wire_type
 class PeerStatus:
     """A peer-status message, sent to the tasks registered with ``node.peer_status(task)``.
 
@@ -203,6 +214,9 @@ class PeerStatus:
         state = "Online" if self.status == PeerStatus.Online else "Offline"
         return f"PeerStatus({self.location!r}, {self.name!r}, {state})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_w.o, (PEERSTATUS, self.location, self.name, self.status))
+
     def __getstate__(self) -> tuple[Location, str, int]:
         return (self.location, self.name, self.status)
 
@@ -213,3 +227,13 @@ class PeerStatus:
         object.__setattr__(self, "location", state[0])
         object.__setattr__(self, "name", state[1])
         object.__setattr__(self, "status", state[2])
+
+
+def _build_peer_status(location: Any, name: Any, status: Any) -> PeerStatus:
+    status_obj = PeerStatus.__new__(PeerStatus)
+    status_obj.__setstate__((location, name, status))
+    return status_obj
+
+
+register(LOCATION, Location, lambda loc: (loc.addr, loc.port), location_from_address)
+register(PEERSTATUS, PeerStatus, lambda s: (s.location, s.name, s.status), _build_peer_status)

@@ -1,9 +1,9 @@
-"""Results handed from the node's service thread to a task on another scheduler.
+"""A one-shot result a task waits for, completed from any thread.
 
-Owns ``Pending``: a one-shot result that a task waits for with ``yield pending`` and that any
-thread completes with ``resolve(value)`` or ``fail(exc)``. The node's public generator methods
-(``peer``, ``locate``, ``close_peer`` …) post work to the service scheduler and wait on one.
-Imports the standard library and ``pycos.core``.
+Owns ``Pending``: ``value = yield pending`` in a task; any thread completes it with
+``resolve(value)`` or ``fail(exc)``, and callbacks may be attached. Remote requests, dials and
+name searches hand their results to waiting tasks through one. Imports the standard library and
+``pycos.core.lowlevel``.
 
 Invariants: a Pending completes at most once (later completions are ignored); the waiting task is
 only ever woken on its own scheduler's thread, and only while it still waits on this very
@@ -15,7 +15,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..core.traps import SUSPEND, Trap
+from ..core import lowlevel
+from ..core.lowlevel import SUSPEND, Trap
 
 __all__ = ["Pending"]
 
@@ -87,7 +88,7 @@ class Pending(Trap):
             task, sched = self._task, self._sched
             callbacks, self._callbacks = self._callbacks, None
         if task is not None:
-            sched._call(self._wake, task)
+            lowlevel.call(sched, self._wake, task)
         for fn in callbacks or ():
             fn(self)
         return True
@@ -107,18 +108,18 @@ class Pending(Trap):
             with self._lock:
                 self._task = self._sched = None
                 self._cancelled = True
-            return sched._reschedule(task, self.alarm)
-        sched._park(task, self, timeout, self.alarm)
+            return lowlevel.reschedule(task, self.alarm)
+        lowlevel.park(task, self, timeout, self.alarm)
         return SUSPEND
 
     def _wake(self, task: Any) -> None:
         """On the waiting task's scheduler thread: resume it if it still waits here."""
-        if task._wait is not self:
+        if not lowlevel.is_parked_on(task, self):
             return
         if self._exc is not None:
-            task._sched._wake_exc(task, self._exc)
+            lowlevel.wake_exc(task, self._exc)
         else:
-            task._sched._wake(task, self._value)
+            lowlevel.wake(task, self._value)
 
     def cancel_wait(self, task: Any) -> None:
         """Undo the wait (timeout, terminate, throw): a later completion wakes nobody."""

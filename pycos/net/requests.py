@@ -1,44 +1,53 @@
-"""The table of request and one-way message handlers of a node.
+"""The one request path of a node: handlers by kind, how they answer, how callers wait.
 
-Owns ``HandlerTable`` (kind -> small function), the process-wide ``HANDLERS`` table, the
-``RequestContext`` a request handler gets, and the node's built-in handlers. A new remote
-operation is one more function registered here (``@HANDLERS.request("kind")``); the connection
-code never grows a dispatcher. Imports the standard library and ``pycos.errors``.
+Owns ``HandlerTable`` (a node's request kinds and stream kinds, each a small function),
+``RequestContext`` (what a handler gets: who asked, and how to answer — at once, or later with
+``DEFER``), the error family of requests, and ``Call`` (the trap a task yields to wait for a
+reply). Every remote operation of pycos (tasks, channels, RCI, ``locate``, files, ``ping``,
+``node_info``) and of the packages built on the node (``node.serve``) is one kind in this
+table. Imports the standard library, ``pycos.core`` and ``pycos.errors``.
 
-Rules every handler follows:
+A handler is ``fn(ctx, payload) -> value | DEFER``, registered with a *run mode*:
 
-* it runs on the node's service thread and must not block: it returns the reply value at once,
-  or returns ``DEFER`` and later calls ``ctx.reply(value)`` / ``ctx.fail(message)`` from any
-  thread (for example after handing work to the main scheduler with ``_post``);
-* it gets the already unpickled payload, which only ever comes from an authenticated peer, but
-  still checks the payload's shape: a wrong shape is answered with ``RequestError``;
-* raising ``RequestError(message)`` answers the request with that failure; any other exception
-  is logged with its traceback and answered as an internal error (the connection stays open).
+* ``"main"``: on the node's scheduler thread, inline, as the request is read (must not
+  block; the common case, and the fastest: no thread hand-off at all);
+* ``"thread"``: in a bounded thread pool of the node (blocking work; the reply is written
+  from that thread);
+* ``"service"``: on the node's service scheduler, which keeps running while a user task
+  computes without yielding (trivial work only).
 
-On the wire a reply payload is ``(True, value)`` or ``(False, message)``.
+A handler answers with its return value, or returns ``DEFER`` and calls ``ctx.reply(value)`` /
+``ctx.fail(exc)`` later from any thread. An exception it raises is the answer: the caller's
+``yield node.request(...)`` raises it (rebuilt as its own class when the caller allows it,
+else ``RemoteError``); ``RequestError(message)`` is the way to refuse, and the caller gets
+``RemoteRequestFailed`` naming the peer and the kind.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+from ..core import lowlevel
 from ..errors import PycosError
 
-__all__ = ["HandlerTable", "HANDLERS", "RequestContext", "RequestError", "RemoteRequestFailed",
-           "DEFER", "RequestHandler", "OnewayHandler", "StreamHandler"]
+__all__ = ["HandlerTable", "RequestContext", "RequestError", "RemoteRequestFailed", "DEFER",
+           "RUN_MODES", "check_kind"]
 
 logger = logging.getLogger(__name__)
 
+RUN_MODES = ("main", "thread", "service")
+
 
 class RequestError(PycosError):
-    """Raised by a request handler: the request is answered with this failure message."""
+    """Raised by a request handler to refuse the request with this message."""
 
 
-class RemoteRequestFailed(PycosError):
-    """A peer answered a request with a failure (unknown kind, refused payload, handler
-    error). The message names the peer and the request kind."""
+class RemoteRequestFailed(RequestError):
+    """A peer refused a request (unknown kind, refused payload, or the handler's
+    ``RequestError``). The message names the peer and the request kind."""
 
 
 class _Defer:
@@ -49,179 +58,155 @@ class _Defer:
 DEFER = _Defer()
 
 
-class ReplySink(Protocol):
-    """What a ``RequestContext`` answers through (the connection; see ``pycos.net.peer``)."""
-
-    def send_reply(self, request_id: int, ok: bool, value: Any) -> None: ...
+def check_kind(kind: Any, reserved_ok: bool = False) -> str:
+    """``kind`` if it is a valid request kind (1..255 UTF-8 bytes), else TypeError / ValueError.
+    Kinds starting with ``_`` are pycos's own."""
+    if not isinstance(kind, str) or not 1 <= len(kind.encode("utf-8")) <= 255:
+        raise TypeError(f"a request kind must be a str of 1..255 UTF-8 bytes, got {kind!r}")
+    if kind.startswith("_") and not reserved_ok:
+        raise ValueError(f"request kinds starting with '_' are pycos's own: {kind!r}")
+    return kind
 
 
 class RequestContext:
     """Handed to a request handler: who asked, and how to answer.
 
     Attributes:
-        service: the node's network service (``pycos.net._service.Service``); its ``node`` is
-            the node (the main scheduler: hand work to user tasks with ``node._post``).
-        peer: the ``Peer`` that sent the request (its ``location``, ``name``, ``incarnation``).
+        node: the node that received the request.
+        peer: the ``Peer`` that sent it (``location``, ``name``, ``incarnation``).
         kind: the request kind.
-        request_id: the id the reply must carry.
+        request_id: the id the reply carries (0 for a one-way message: nothing is sent back).
     """
 
-    __slots__ = ("service", "peer", "kind", "request_id", "_sink", "_answered")
+    __slots__ = ("node", "peer", "kind", "request_id", "_link", "_answered")
 
-    def __init__(self, service: Any, peer: Any, sink: ReplySink, kind: str,
-                 request_id: int) -> None:
-        self.service = service
+    def __init__(self, node: Any, link: Any, peer: Any, kind: str, request_id: int) -> None:
+        self.node = node
         self.peer = peer
         self.kind = kind
         self.request_id = request_id
-        self._sink = sink
+        self._link = link
         self._answered = False
+
+    @property
+    def oneway(self) -> bool:
+        """True when the sender expects no reply."""
+        return not self.request_id
 
     def reply(self, value: Any) -> None:
         """Plain call from any thread: answer the request with ``value`` (once)."""
-        self._answer(True, value)
-
-    def fail(self, message: str) -> None:
-        """Plain call from any thread: answer the request with a failure ``message``."""
-        self._answer(False, str(message))
-
-    def _answer(self, ok: bool, value: Any) -> None:
         if self._answered:
-            logger.debug("request %s/%d answered twice; the second answer is dropped",
-                         self.kind, self.request_id)
             return
         self._answered = True
-        self.service.call_soon(self._sink.send_reply, self.request_id, ok, value)
+        if self.request_id:
+            self._link.send_reply(self.request_id, False, value)
+
+    def fail(self, exc: BaseException) -> None:
+        """Plain call from any thread: answer the request with the failure ``exc``."""
+        if self._answered:
+            return
+        self._answered = True
+        if self.request_id:
+            self._link.send_reply(self.request_id, True, exc)
 
 
-RequestHandler = Callable[[RequestContext, Any], Any]
-OnewayHandler = Callable[[Any, Any, Any], None]
-#: ``fn(service, sock, conn, payload, who)``: see ``HandlerTable.stream``.
+Handler = Callable[[RequestContext, Any], Any]
+#: ``fn(node, sock, conn, payload, who)``: owns the connection from then on (see ``stream``).
 StreamHandler = Callable[[Any, Any, Any, Any, str], None]
 
 
 class HandlerTable:
-    """Request and one-way handlers by message kind.
+    """Request kinds and stream kinds of one node.
 
-    ``@table.request("kind")`` registers ``fn(ctx, payload) -> reply value | DEFER``;
-    ``@table.oneway("kind")`` registers ``fn(service, peer, payload) -> None``;
-    ``@table.stream("kind")`` registers ``fn(service, sock, conn, payload, who) -> None``.
+    Args:
+        node: the node (for the thread pool and the service scheduler).
     """
 
-    def __init__(self) -> None:
-        self.requests: dict[str, RequestHandler] = {}
-        self.oneways: dict[str, OnewayHandler] = {}
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.requests: dict[str, tuple[Handler, str]] = {}
         self.streams: dict[str, StreamHandler] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 4
 
-    def request(self, kind: str) -> Callable[[RequestHandler], RequestHandler]:
-        """Decorator: handle requests of ``kind``."""
-        _check_kind(kind, self.requests)
+    def serve(self, kind: str, fn: Handler, run: str = "main", threads: int | None = None,
+              reserved_ok: bool = False) -> None:
+        """Handle requests of ``kind`` with ``fn(ctx, payload)`` (plain call).
 
-        def register(fn: RequestHandler) -> RequestHandler:
-            self.requests[kind] = fn
-            return fn
-
-        return register
-
-    def oneway(self, kind: str) -> Callable[[OnewayHandler], OnewayHandler]:
-        """Decorator: handle one-way messages of ``kind``."""
-        _check_kind(kind, self.oneways)
-
-        def register(fn: OnewayHandler) -> OnewayHandler:
-            self.oneways[kind] = fn
-            return fn
-
-        return register
-
-    def stream(self, kind: str) -> Callable[[StreamHandler], StreamHandler]:
-        """Decorator: take over connections that ask to be a dedicated stream of ``kind``.
-
-        A client may, right after the handshake (and the node info the accepting node sends),
-        ask with ``Oneway("_stream", (kind, payload))`` that its connection carry one bulk
-        transfer instead of becoming a peer link. The link then lets go of the connection and
-        calls ``fn(service, sock, conn, payload, who)`` on the service thread: ``sock`` is the
-        plain (or TLS) non-blocking socket, ``conn`` its authenticated
-        ``pycos.proto.Connection``, ``who`` the client's address for messages. The handler
-        owns both from then on (it must not block: hand the work to a thread) and must close
-        the socket.
+        Raises:
+            TypeError, ValueError: a bad kind or run mode, or the kind is taken.
         """
-        _check_kind(kind, self.streams)
+        check_kind(kind, reserved_ok)
+        if run not in RUN_MODES:
+            raise ValueError(f"run must be one of {RUN_MODES}, got {run!r}")
+        if not callable(fn):
+            raise TypeError(f"a request handler must be callable, got {fn!r}")
+        if kind in self.requests:
+            raise ValueError(f"requests of kind {kind!r} are already served on this node")
+        if threads is not None:
+            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+                raise ValueError(f"threads must be an int >= 1, got {threads!r}")
+            self._pool_size = max(self._pool_size, threads)
+        self.requests[kind] = (fn, run)
 
-        def register(fn: StreamHandler) -> StreamHandler:
-            self.streams[kind] = fn
-            return fn
+    def unserve(self, kind: str) -> bool:
+        """Stop handling ``kind`` (plain call); False if it was not served."""
+        return self.requests.pop(kind, None) is not None
 
-        return register
+    def stream(self, kind: str, fn: StreamHandler, reserved_ok: bool = False) -> None:
+        """Take over connections that ask to carry one stream of ``kind`` (plain call).
 
-    def handle_stream(self, service: Any, sock: Any, conn: Any, payload: Any, who: str) -> None:
-        """Give a connection to the stream handler its ``_stream`` request names (service
-        thread); the socket is closed if there is none or it fails."""
-        kind = payload[0] if isinstance(payload, tuple) and len(payload) == 2 else None
-        handler = self.streams.get(kind) if isinstance(kind, str) else None
-        if handler is None:
-            logger.warning("closed a connection from %s: it asked for a stream of unknown kind "
-                           "%r", who, kind)
-            sock.close()
+        Right after its handshake a client may ask (``STREAM`` instead of its node info) that
+        the connection carry one bulk transfer. The link then lets go of it and calls
+        ``fn(node, sock, conn, payload, who)`` on a thread of its own: ``sock`` is the plain
+        (or TLS) blocking socket, ``conn`` its authenticated ``pycos.proto.Connection``, ``who``
+        the client's address for messages. ``fn`` owns both and must close the socket.
+        """
+        check_kind(kind, reserved_ok)
+        if kind in self.streams:
+            raise ValueError(f"streams of kind {kind!r} are already served on this node")
+        self.streams[kind] = fn
+
+    # ------------------------------------------------------------------ dispatch
+    def handle(self, ctx: RequestContext, payload: Any) -> None:
+        """Run the handler of ``ctx.kind`` in its mode and answer unless it deferred (on the
+        node's scheduler thread, as the request is read)."""
+        entry = self.requests.get(ctx.kind)
+        if entry is None:
+            ctx.fail(RemoteRequestFailed(
+                f"{self.node.name} has no handler for requests of kind {ctx.kind!r}"))
             return
-        try:
-            handler(service, sock, conn, payload[1], who)
-        except Exception:
-            logger.exception("stream handler of kind %r failed", kind)
-            sock.close()
+        fn, run = entry
+        if run == "main":
+            _run(fn, ctx, payload)
+        elif run == "thread":
+            self.pool().submit(_run, fn, ctx, payload)
+        else:
+            lowlevel.call_soon(self.node.service_scheduler(), _run, fn, ctx, payload)
 
-    def handle_request(self, ctx: RequestContext, payload: Any) -> None:
-        """Run the handler of ``ctx.kind`` and answer unless it deferred (service thread)."""
-        handler = self.requests.get(ctx.kind)
-        if handler is None:
-            ctx.fail(f"this node has no handler for requests of kind {ctx.kind!r}")
-            return
-        try:
-            result = handler(ctx, payload)
-        except RequestError as exc:
-            ctx.fail(str(exc))
-            return
-        except Exception:
-            logger.exception("handler of request kind %r failed", ctx.kind)
-            ctx.fail(f"internal error while handling a {ctx.kind!r} request")
-            return
-        if result is not DEFER:
-            ctx.reply(result)
+    def pool(self) -> ThreadPoolExecutor:
+        """The node's handler threads (made on first use)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._pool_size,
+                                            thread_name_prefix=f"pycos-handler-{self.node.name}")
+        return self._pool
 
-    def handle_oneway(self, service: Any, peer: Any, kind: str, payload: Any) -> bool:
-        """Run the handler of a one-way message (service thread). False if the kind is
-        unknown."""
-        handler = self.oneways.get(kind)
-        if handler is None:
-            return False
-        try:
-            handler(service, peer, payload)
-        except Exception:
-            logger.exception("handler of one-way message kind %r failed", kind)
-        return True
+    def close(self) -> None:
+        """Stop the handler threads (the node is stopping); queued work is dropped."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _check_kind(kind: str, table: dict[str, Any]) -> None:
-    if not isinstance(kind, str) or not 1 <= len(kind.encode("utf-8")) <= 255:
-        raise TypeError(f"a message kind must be a str of 1..255 UTF-8 bytes, got {kind!r}")
-    if kind.startswith("_"):
-        raise ValueError(f"message kinds starting with '_' are the connection's own: {kind!r}")
-    if kind in table:
-        raise ValueError(f"a handler for message kind {kind!r} is already registered")
-
-
-#: The handlers every node uses.
-HANDLERS = HandlerTable()
-
-
-@HANDLERS.request("ping")
-def _ping(ctx: RequestContext, payload: Any) -> Any:
-    """Echo the payload: liveness checks and round-trip measurements."""
-    return payload
-
-
-@HANDLERS.request("node_info")
-def _node_info(ctx: RequestContext, payload: Any) -> Any:
-    """This node's name, location and the peers it has (a list of (name, location))."""
-    if payload is not None:
-        raise RequestError("node_info takes no payload")
-    return ctx.service.describe()
+def _run(fn: Handler, ctx: RequestContext, payload: Any) -> None:
+    try:
+        result = fn(ctx, payload)
+    except RequestError as exc:
+        ctx.fail(RemoteRequestFailed(f"{ctx.node.name} refused a {ctx.kind!r} request: {exc}"))
+        return
+    except Exception as exc:  # noqa: BLE001 - the answer; logged here for the serving side
+        logger.debug("handler of request kind %r raised %r", ctx.kind, exc)
+        ctx.fail(exc)
+        return
+    if result is not DEFER:
+        ctx.reply(result)

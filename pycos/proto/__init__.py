@@ -5,6 +5,15 @@ Owns nothing itself; re-exports the public names of its modules. Everything unde
 sockets, selectors, ssl, threads or the scheduler — so it is tested without any I/O. The node
 (``pycos.net``) moves bytes between sockets and :class:`Connection` objects, and sends
 discovery datagrams made by :func:`encode_announcement`. See ``doc/protocol.rst``.
+
+Modules: ``frame`` (frame layout, receive buffer), ``auth`` (keys, proofs, MACs), ``_state``
+(the connection's transitions), ``messages`` (frame types, handshake bodies, events),
+``connection`` (one connection: handshake, MACs, sequence numbers), ``batch`` (the messages
+inside a BATCH frame), ``codec`` (payloads: encode, decode), ``wirecheck`` and ``_wirecheck``
+(the payload dialect's checker, Python and compiled), ``wiretypes`` (what a payload may build:
+the allow list and the registered types), ``_w`` (the builders a payload may call),
+``announce`` (discovery datagrams), ``envelope`` (discovery envelopes), ``linkinfo`` (the link
+exchange: who a node is), ``filedialog`` (the file-transfer dialogue).
 """
 
 from ..errors import (
@@ -16,6 +25,7 @@ from ..errors import (
 )
 from ._state import State
 from .announce import AnnounceKind, Announcement, decode_announcement, encode_announcement
+from .codec import decode, encode
 from .connection import (
     DEFAULT_MAX_FRAME_SIZE,
     HANDSHAKE_FRAME_LIMIT,
@@ -27,6 +37,7 @@ from .connection import (
 from .frame import PROTOCOL_VERSION, SUPPORTED_VERSIONS
 from .messages import (
     MESSAGE_TABLE,
+    Batch,
     Bye,
     ConnectionClosed,
     Established,
@@ -34,25 +45,22 @@ from .messages import (
     Heartbeat,
     Message,
     MessageType,
-    Oneway,
     Refuse,
     RefuseCode,
     Refused,
-    Reply,
-    Request,
     Role,
-    UndecodablePayload,
 )
-from .serialize import dumps, is_allowed, loads, serialize_allow
+from .wirecheck import WireError
+from .wiretypes import is_allowed, serialize_allow
 
 __all__ = [
     "Connection", "State", "Role", "NEED_DATA", "NeedData", "PROTOCOL_VERSION",
     "SUPPORTED_VERSIONS", "DEFAULT_MAX_FRAME_SIZE", "MIN_MAX_FRAME_SIZE", "HANDSHAKE_FRAME_LIMIT",
     "MessageType", "MESSAGE_TABLE", "RefuseCode", "Message", "Event",
-    "Request", "Reply", "Oneway", "Heartbeat", "Bye", "Refuse",
-    "Established", "Refused", "UndecodablePayload", "ConnectionClosed",
+    "Batch", "Heartbeat", "Bye", "Refuse",
+    "Established", "Refused", "ConnectionClosed",
     "ProtocolError", "LocalProtocolError", "RemoteProtocolError", "SerializationError",
-    "UnpicklingRefused",
-    "dumps", "loads", "serialize_allow", "is_allowed",
+    "UnpicklingRefused", "WireError",
+    "encode", "decode", "serialize_allow", "is_allowed",
     "Announcement", "AnnounceKind", "encode_announcement", "decode_announcement",
 ]

@@ -12,7 +12,7 @@ the peer's fault when receiving); CLOSED and ERROR are terminal; ERROR is entere
       |                                                ^
       +--recv HELLO--> HELLO_RECEIVED --send HELLO-----+
     AUTHENTICATING --recv AUTH (proof good; send AUTH_OK)--> CONFIRMING --recv AUTH_OK--> OPEN
-    OPEN --send/recv REQUEST, REPLY, ONEWAY, HEARTBEAT--> OPEN
+    OPEN --send/recv BATCH, HEARTBEAT--> OPEN
     OPEN --send/recv BYE--> CLOSED;  any live state --send/recv REFUSE--> CLOSED
     any state --peer's bad bytes--> ERROR
 """
@@ -49,7 +49,7 @@ HANDSHAKE_STATES = frozenset({S.START, S.HELLO_SENT, S.HELLO_RECEIVED, S.AUTHENT
                               S.CONFIRMING})
 #: States in which frames may still be sent or received.
 LIVE_STATES = HANDSHAKE_STATES | {S.OPEN}
-_DATA = (M.REQUEST, M.REPLY, M.ONEWAY, M.HEARTBEAT)
+_DATA = (M.BATCH, M.HEARTBEAT)
 
 SEND_TRANSITIONS: dict[tuple[State, MessageType], State] = {
     (S.START, M.HELLO): S.HELLO_SENT,

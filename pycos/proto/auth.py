@@ -81,6 +81,7 @@ class SessionKeys:
     server_proof: bytes
     client_mac: bytes
     server_mac: bytes
+    exporter: bytes
 
     def __repr__(self) -> str:
         return "SessionKeys(<hidden>)"
@@ -94,4 +95,10 @@ class SessionKeys:
             return hmac.digest(prk, label + b"\x01", hashlib.sha256)
 
         return cls(expand(b"proof client"), expand(b"proof server"),
-                   expand(b"mac client->server"), expand(b"mac server->client"))
+                   expand(b"mac client->server"), expand(b"mac server->client"),
+                   expand(b"exporter"))
+
+    def export(self, label: bytes) -> bytes:
+        """A key for ``label`` shared by both ends of this connection (plain call): what
+        other dialogues on the connection key their own MACs with."""
+        return hmac.digest(self.exporter, label + b"\x01", hashlib.sha256)

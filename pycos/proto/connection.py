@@ -1,15 +1,16 @@
 """One peer-to-peer connection as a sans-IO object: bytes in, events out.
 
 Owns :class:`Connection`: framing and sequence numbers, the handshake (version negotiation,
-mutual HMAC challenge-response, key derivation), per-frame MACs, and decoding of payloads with
-the restricted unpickler. Imports only the standard library and ``pycos.proto``; it never touches
+mutual HMAC challenge-response, key derivation) and per-frame MACs. Message batches are handed
+out as bytes (``Batch``); their messages and payloads are ``pycos.proto.batch`` and
+``pycos.proto.codec``. Imports only the standard library and ``pycos.proto``; it never touches
 a socket, a thread or the scheduler. Transitions live in ``_state.py``; this module performs
 them and their side effects.
 
 Invariants:
 * every header is checked (magic, type legal in this state, version, MAC flag, size, sequence
   number) before its body is buffered, and every body's MAC is checked before it is parsed;
-* no payload is unpickled unless the connection is OPEN, i.e. the peer proved the secret;
+* no BATCH is handed out unless the connection is OPEN, i.e. the peer proved the secret;
 * all output goes through one outbox in the order frames were made, so sequence numbers on the
   wire are always in order; :meth:`Connection.send` returns everything pending.
 """
@@ -20,7 +21,7 @@ import enum
 from collections.abc import Callable
 from typing import Final, Literal
 
-from ..errors import LocalProtocolError, RemoteProtocolError, SerializationError
+from ..errors import LocalProtocolError, RemoteProtocolError
 from . import _state
 from ._state import LIVE_STATES, State
 from .auth import INCARNATION_SIZE, SessionKeys, digest_equal, mac, new_incarnation, new_nonce
@@ -35,6 +36,7 @@ from .frame import (
     pack_header,
 )
 from .messages import (
+    Batch,
     Bye,
     ConnectionClosed,
     Established,
@@ -43,22 +45,15 @@ from .messages import (
     Hello,
     Message,
     MessageType,
-    Oneway,
     Refuse,
     RefuseCode,
     Refused,
-    Reply,
-    Request,
     Role,
-    UndecodablePayload,
     decode_text,
     encode_body,
     encode_reason,
     message_type,
-    split_kind,
-    split_request_id,
 )
-from .serialize import loads
 
 __all__ = ["Connection", "NEED_DATA", "NeedData", "DEFAULT_MAX_FRAME_SIZE", "MIN_MAX_FRAME_SIZE",
            "HANDSHAKE_FRAME_LIMIT"]
@@ -102,12 +97,11 @@ class Connection:
         incarnation: this node's 16-byte incarnation id (random if omitted).
         max_frame_size: the largest frame body accepted from the peer once OPEN (told to the
             peer in HELLO, so it can refuse to send larger ones).
-        allow_all: unpickle payloads without restriction (trusted clusters only).
     """
 
     def __init__(self, our_role: Role, *, secret: str | bytes = b"",
-                 incarnation: bytes | None = None, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-                 allow_all: bool = False) -> None:
+                 incarnation: bytes | None = None,
+                 max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         if not isinstance(our_role, Role):
             raise TypeError(f"our_role must be a Role, not {type(our_role).__name__}")
         if isinstance(secret, str):
@@ -125,7 +119,6 @@ class Connection:
                              f"got {max_frame_size}")
         self._role = our_role
         self._secret = secret
-        self._allow_all = bool(allow_all)
         self._max_frame_size = max_frame_size
         lo, hi = SUPPORTED_VERSIONS
         self._hello = Hello(lo, hi, our_role, bool(secret), max_frame_size, incarnation,
@@ -199,19 +192,42 @@ class Connection:
         """Frame ``message`` (plain call); returns every byte pending, in order, to write.
 
         Args:
-            message: a :class:`Request`, :class:`Reply`, :class:`Oneway`, :class:`Heartbeat`
-                or :class:`Bye` (when OPEN), or a :class:`Refuse` (any time before closing).
+            message: a :class:`Batch`, :class:`Heartbeat` or :class:`Bye` (when OPEN), or a
+                :class:`Refuse` (any time before closing).
 
         Raises:
             LocalProtocolError: the message is not allowed in this state, or its frame is
                 larger than the peer accepts. The connection is unchanged.
-            SerializationError: the payload cannot be pickled.
             TypeError, ValueError: a field has the wrong type or range.
         """
         mtype = message_type(message)
         _state.on_send(self._state, mtype)
         self._emit(mtype, encode_body(message))
         return self.data_to_send()
+
+    def send_batch(self, body: bytes) -> bytes:
+        """Frame one BATCH body (plain call): ``send(Batch(body))`` without the allocation,
+        for the hot path. Same errors as :meth:`send`."""
+        self._emit(M.BATCH, body)
+        return self.data_to_send()
+
+    def derive_key(self, label: bytes) -> bytes:
+        """A 32-byte key for ``label``, the same at both ends, derived from this connection's
+        handshake (plain call; once Established). With a secret only the two ends can compute
+        it; without one it is derived from the public nonces (integrity, not authenticity).
+
+        Raises:
+            LocalProtocolError: the handshake has not finished.
+        """
+        if self._keys is None or self._state is not State.OPEN:
+            raise LocalProtocolError("derive_key() needs an established connection")
+        return self._keys.export(label)
+
+    def partial(self) -> tuple[int, int] | None:
+        """(declared body length, bytes of it received) of a frame still arriving, or None
+        (plain call). The node uses it to tell a large frame in progress from a stalled or
+        corrupted one."""
+        return self._reader.partial()
 
     def close(self, reason: str = "") -> bytes:
         """Say goodbye (plain call): BYE when OPEN, REFUSE during the handshake, nothing when
@@ -460,30 +476,10 @@ class Connection:
             code = RefuseCode.OTHER
         return Refused(code, decode_text(body[1:], "REFUSE reason"), by_peer=True)
 
-    def _on_request(self, frame: Frame) -> Event | None:
-        body = frame.body
-        request_id, offset = split_request_id(body, "REQUEST")
-        kind, offset = split_kind(body, offset, "REQUEST")
-        try:
-            return Request(request_id, kind, self._load(body[offset:]))
-        except SerializationError as exc:
-            return UndecodablePayload(M.REQUEST, request_id, kind, exc)
-
-    def _on_reply(self, frame: Frame) -> Event | None:
-        body = frame.body
-        request_id, offset = split_request_id(body, "REPLY")
-        try:
-            return Reply(request_id, self._load(body[offset:]))
-        except SerializationError as exc:
-            return UndecodablePayload(M.REPLY, request_id, None, exc)
-
-    def _on_oneway(self, frame: Frame) -> Event | None:
-        body = frame.body
-        kind, offset = split_kind(body, 0, "ONEWAY")
-        try:
-            return Oneway(kind, self._load(body[offset:]))
-        except SerializationError as exc:
-            return UndecodablePayload(M.ONEWAY, None, kind, exc)
+    def _on_batch(self, frame: Frame) -> Event | None:
+        if not frame.body:
+            raise RemoteProtocolError("BATCH body is empty")
+        return Batch(frame.body)
 
     def _on_heartbeat(self, frame: Frame) -> Event | None:
         _expect_empty(frame.body, "HEARTBEAT")
@@ -491,11 +487,6 @@ class Connection:
 
     def _on_bye(self, frame: Frame) -> Event | None:
         return Bye(decode_text(frame.body, "BYE reason"))
-
-    def _load(self, payload: bytes) -> object:
-        if self._state is not State.OPEN:  # the tables make this unreachable; kept as a guard
-            raise RemoteProtocolError("payload received before authentication")
-        return loads(payload, allow_all=self._allow_all)
 
 
 def _versions(h: Hello) -> str:
@@ -514,9 +505,7 @@ _HANDLERS: dict[MessageType, Callable[[Connection, Frame], Event | None]] = {
     M.AUTH: Connection._on_auth,
     M.AUTH_OK: Connection._on_auth_ok,
     M.REFUSE: Connection._on_refuse,
-    M.REQUEST: Connection._on_request,
-    M.REPLY: Connection._on_reply,
-    M.ONEWAY: Connection._on_oneway,
+    M.BATCH: Connection._on_batch,
     M.HEARTBEAT: Connection._on_heartbeat,
     M.BYE: Connection._on_bye,
 }

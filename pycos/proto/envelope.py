@@ -1,8 +1,7 @@
-"""Discovery envelopes and socket-address helpers (private to ``pycos.net.discovery``).
+"""Discovery envelopes: how a node passes on another node's announcement.
 
-Owns the two envelopes in which a node passes on another node's announcement, and small
-helpers for UDP socket addresses and ``*_PKTINFO`` ancillary data. Imports only the standard
-library, ``pycos.errors`` and ``pycos.proto``. Envelopes are fixed binary, never pickled; every
+Owns the two envelopes' layout, encoders and parsers. Imports only the standard library,
+``pycos.errors`` and its own package. Envelopes are fixed binary, never pickled; every
 malformed one is a ``RemoteProtocolError``.
 
 * A *host envelope* passes a datagram received by unicast to the other nodes sharing the UDP
@@ -28,9 +27,7 @@ The origin must be a unicast address (not multicast, not unspecified).
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
-import sys
 from typing import Any
 
 from ..errors import RemoteProtocolError
@@ -38,8 +35,7 @@ from ..proto.announce import MAX_ANNOUNCEMENT_SIZE
 from ..proto.auth import digest_equal, hkdf, mac
 
 __all__ = ["HOST_MAGIC", "RELAY_MAGIC", "MAX_DATAGRAM", "SockAddr", "relay_key",
-           "host_envelope", "relay_envelope", "open_host", "open_relay", "host_str",
-           "sockaddr", "destination", "IP_PKTINFO", "ANC_SIZE"]
+           "host_envelope", "relay_envelope", "open_host", "open_relay"]
 
 #: First bytes of a host envelope (loopback only, no HMAC).
 HOST_MAGIC = b"\xa7pch"
@@ -50,10 +46,6 @@ _HEADER = struct.Struct(">4sBBH16sI")
 _MAC_SIZE = 32
 #: The largest datagram discovery accepts (a relay envelope around the largest announcement).
 MAX_DATAGRAM = _HEADER.size + MAX_ANNOUNCEMENT_SIZE + _MAC_SIZE
-#: ``IP_PKTINFO`` (missing from the ``socket`` module of some Python versions).
-IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8 if sys.platform.startswith("linux") else None)
-#: Ancillary buffer size for one IPv4 or IPv6 packet-info record.
-ANC_SIZE = socket.CMSG_SPACE(20) * 2
 
 SockAddr = tuple[Any, ...]
 
@@ -65,9 +57,9 @@ def relay_key(secret: bytes) -> bytes:
 
 def _header(magic: bytes, origin: SockAddr) -> bytes:
     if len(origin) == 4:
-        raw, family, scope = socket.inet_pton(socket.AF_INET6, origin[0]), 6, origin[3]
+        raw, family, scope = ipaddress.IPv6Address(origin[0]).packed, 6, origin[3]
     else:
-        raw, family, scope = socket.inet_aton(origin[0]) + bytes(12), 4, 0
+        raw, family, scope = ipaddress.IPv4Address(origin[0]).packed + bytes(12), 4, 0
     return _HEADER.pack(magic, _VERSION, family, origin[1], raw, scope)
 
 
@@ -121,36 +113,3 @@ def _parse(data: bytes) -> tuple[SockAddr, bytes]:
     if family == 4:
         return (str(ip), port), data[_HEADER.size :]
     return (str(ip), port, 0, scope), data[_HEADER.size :]
-
-
-def host_str(addr: SockAddr) -> str:
-    """The address of a socket address as text; IPv6 link-local ones get ``%ifname``."""
-    host = str(addr[0])
-    if len(addr) > 3 and addr[3] and "%" not in host:
-        try:
-            host = f"{host}%{socket.if_indextoname(int(addr[3]))}"
-        except OSError:
-            host = f"{host}%{addr[3]}"
-    return host
-
-
-def sockaddr(host: str, port: int) -> tuple[int, SockAddr]:
-    """(family, socket address) of an IP literal (``%scope`` allowed for IPv6)."""
-    addr, _, scope = host.partition("%")
-    ip = ipaddress.ip_address(addr)
-    if ip.version == 4:
-        return socket.AF_INET, (str(ip), port)
-    index = 0
-    if scope:
-        index = int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
-    return socket.AF_INET6, (str(ip), port, 0, index)
-
-
-def destination(anc: list[Any]) -> str | None:
-    """The destination address of a datagram, from its ``*_PKTINFO`` ancillary data."""
-    for level, kind, data in anc:
-        if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(data) >= 12:
-            return socket.inet_ntop(socket.AF_INET, data[8:12])
-        if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO and len(data) >= 16:
-            return socket.inet_ntop(socket.AF_INET6, data[:16])
-    return None

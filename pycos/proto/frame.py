@@ -42,9 +42,9 @@ __all__ = [
 ]
 
 MAGIC = b"\xa7pcs"
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 #: The (lowest, highest) protocol versions this implementation speaks.
-SUPPORTED_VERSIONS = (1, 1)
+SUPPORTED_VERSIONS = (2, 2)
 _HEADER = struct.Struct(">4sBBBBIQ")
 HEADER_SIZE = _HEADER.size  # 20
 MAC_SIZE = 32
@@ -137,6 +137,15 @@ class FrameReader:
             raise RemoteProtocolError("frame header's reserved byte is not zero")
         self._header = FrameHeader(version, mtype, flags, length, seq, raw)
         return self._header
+
+    def partial(self) -> tuple[int, int] | None:
+        """(declared body length, body bytes buffered) while a frame's header has been read
+        but its body has not all arrived; else None (plain call)."""
+        header = self._header
+        if header is None:
+            return None
+        have = len(self) - header.wire_size
+        return header.length, max(0, have)
 
     def take(self, header: FrameHeader) -> Frame | None:
         """The complete frame whose header ``peek_header`` returned, or None until its MAC and

@@ -3,8 +3,8 @@
 Owns :class:`MessageType` with its table (:data:`MESSAGE_TABLE`), the value classes the node
 sends and receives, and the codecs of message bodies. Imports only the standard library and
 ``pycos.errors``. Handshake bodies (HELLO, AUTH, AUTH_OK, REFUSE) have a fixed binary layout
-and are never pickled; only the ``payload`` of REQUEST, REPLY and ONEWAY is pickled, and the
-connection unpickles it only after the peer has authenticated.
+and are never decoded as payloads; a BATCH body (``pycos.proto.batch``) is handed on as bytes,
+and only once the peer has authenticated.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ..errors import RemoteProtocolError, SerializationError
-from .serialize import dumps
+from ..errors import RemoteProtocolError
 
 __all__ = [
     "MessageType",
@@ -25,27 +24,21 @@ __all__ = [
     "RefuseCode",
     "Role",
     "Hello",
-    "Request",
-    "Reply",
-    "Oneway",
+    "Batch",
     "Heartbeat",
     "Bye",
     "Refuse",
     "Established",
     "Refused",
-    "UndecodablePayload",
     "ConnectionClosed",
     "Message",
     "Event",
-    "MAX_KIND_BYTES",
     "MAX_REASON_BYTES",
     "message_type",
     "encode_body",
 ]
 
-MAX_KIND_BYTES = 255
 MAX_REASON_BYTES = 512
-_MAX_ID = 2**64 - 1
 
 
 class MessageType(enum.IntEnum):
@@ -55,11 +48,9 @@ class MessageType(enum.IntEnum):
     AUTH = 2
     AUTH_OK = 3
     REFUSE = 4
-    REQUEST = 16
-    REPLY = 17
-    ONEWAY = 18
     HEARTBEAT = 19
     BYE = 20
+    BATCH = 21
 
 
 class MessageInfo(NamedTuple):
@@ -82,15 +73,12 @@ MESSAGE_TABLE: dict[MessageType, MessageInfo] = {
         "empty", False, "peer's proof accepted; first frame under the per-connection MAC"),
     MessageType.REFUSE: MessageInfo(
         "code u8, reason UTF-8", False, "refusal with a reason, sent just before closing"),
-    MessageType.REQUEST: MessageInfo(
-        "request_id u64, kind_len u8, kind UTF-8, payload pickle", True,
-        "a request; the peer answers with a REPLY of the same request_id"),
-    MessageType.REPLY: MessageInfo(
-        "request_id u64, payload pickle", True, "the answer to a REQUEST"),
-    MessageType.ONEWAY: MessageInfo(
-        "kind_len u8, kind UTF-8, payload pickle", True, "a message that expects no answer"),
     MessageType.HEARTBEAT: MessageInfo("empty", False, "liveness on an idle connection"),
     MessageType.BYE: MessageInfo("reason UTF-8", False, "graceful close; nothing follows"),
+    MessageType.BATCH: MessageInfo(
+        "messages (pycos.proto.batch): SEND, DELIVER, CSEND, REQUEST, REPLY, INFO, VERDICT, "
+        "STREAM, each with its payload", True,
+        "everything the nodes say to each other once authenticated"),
 }
 
 
@@ -118,28 +106,10 @@ class Role(enum.IntEnum):
 
 # ------------------------------------------------------------------ values sent and received
 @dataclass(frozen=True, slots=True)
-class Request:
-    """A request: the peer answers with a :class:`Reply` carrying the same ``request_id``."""
+class Batch:
+    """A batch of messages (the frame body, parsed by ``pycos.proto.batch.parse``)."""
 
-    request_id: int
-    kind: str
-    payload: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """The answer to the :class:`Request` with the same ``request_id``."""
-
-    request_id: int
-    payload: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class Oneway:
-    """A message that expects no answer (task ``send`` and notifications)."""
-
-    kind: str
-    payload: Any = None
+    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,24 +158,12 @@ class Refused:
 
 
 @dataclass(frozen=True, slots=True)
-class UndecodablePayload:
-    """An authenticated REQUEST / REPLY / ONEWAY whose payload could not be unpickled (for
-    example a refused class). The connection stays OPEN."""
-
-    message_type: MessageType
-    request_id: int | None
-    kind: str | None
-    error: SerializationError
-
-
-@dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     """The connection is closed (after BYE, REFUSE, or the peer's end of stream)."""
 
 
-Message = Request | Reply | Oneway | Heartbeat | Bye | Refuse
-Event = (Established | Request | Reply | Oneway | Heartbeat | Bye | Refused | UndecodablePayload
-         | ConnectionClosed)
+Message = Batch | Heartbeat | Bye | Refuse
+Event = Established | Batch | Heartbeat | Bye | Refused | ConnectionClosed
 
 
 # ------------------------------------------------------------------ HELLO
@@ -248,25 +206,6 @@ class Hello:
 
 
 # ------------------------------------------------------------------ checks for outgoing values
-def check_request_id(request_id: object) -> int:
-    """``request_id`` as an int in 0..2**64-1, else TypeError / ValueError."""
-    if not isinstance(request_id, int) or isinstance(request_id, bool):
-        raise TypeError(f"request_id must be an int, not {type(request_id).__name__}")
-    if not 0 <= request_id <= _MAX_ID:
-        raise ValueError(f"request_id must be in 0..2**64-1, got {request_id}")
-    return request_id
-
-
-def encode_kind(kind: object) -> bytes:
-    """The UTF-8 bytes of a message kind (1..255 bytes), else TypeError / ValueError."""
-    if not isinstance(kind, str):
-        raise TypeError(f"kind must be a str, not {type(kind).__name__}")
-    raw = kind.encode("utf-8")
-    if not 1 <= len(raw) <= MAX_KIND_BYTES:
-        raise ValueError(f"kind must be 1..{MAX_KIND_BYTES} UTF-8 bytes, got {len(raw)}")
-    return raw
-
-
 def encode_reason(reason: object) -> bytes:
     """The UTF-8 bytes of a BYE / REFUSE reason, cut to MAX_REASON_BYTES."""
     if not isinstance(reason, str):
@@ -276,7 +215,6 @@ def encode_reason(reason: object) -> bytes:
 
 
 # ------------------------------------------------------------------ bodies of received frames
-_U64 = struct.Struct(">Q")
 
 
 def decode_text(raw: bytes, what: str) -> str:
@@ -289,48 +227,11 @@ def decode_text(raw: bytes, what: str) -> str:
         raise RemoteProtocolError(f"{what} is not valid UTF-8") from None
 
 
-def split_kind(body: bytes, offset: int, what: str) -> tuple[str, int]:
-    """Read ``kind_len u8, kind`` at ``offset``; returns (kind, offset after it)."""
-    if len(body) <= offset:
-        raise RemoteProtocolError(f"{what} body is truncated")
-    n = body[offset]
-    end = offset + 1 + n
-    if n == 0 or len(body) < end:
-        raise RemoteProtocolError(f"{what} has an empty or truncated kind")
-    try:
-        return body[offset + 1 : end].decode("utf-8"), end
-    except UnicodeDecodeError:
-        raise RemoteProtocolError(f"{what} kind is not valid UTF-8") from None
-
-
-def split_request_id(body: bytes, what: str) -> tuple[int, int]:
-    """Read the leading ``request_id u64``; returns (request_id, 8)."""
-    if len(body) < _U64.size:
-        raise RemoteProtocolError(f"{what} body is truncated")
-    return _U64.unpack_from(body)[0], _U64.size
-
-
-def pack_request_id(request_id: int) -> bytes:
-    """The 8 bytes of a request id."""
-    return _U64.pack(request_id)
-
-
 # ------------------------------------------------------------------ bodies of sent messages
-def _encode_request(m: Request) -> bytes:
-    return pack_request_id(check_request_id(m.request_id)) + _with_kind(m.kind, m.payload)
-
-
-def _encode_reply(m: Reply) -> bytes:
-    return pack_request_id(check_request_id(m.request_id)) + dumps(m.payload)
-
-
-def _encode_oneway(m: Oneway) -> bytes:
-    return _with_kind(m.kind, m.payload)
-
-
-def _with_kind(kind: str, payload: object) -> bytes:
-    raw = encode_kind(kind)
-    return bytes([len(raw)]) + raw + dumps(payload)
+def _encode_batch(m: Batch) -> bytes:
+    if not isinstance(m.body, bytes | bytearray | memoryview):
+        raise TypeError(f"a batch body must be bytes, not {type(m.body).__name__}")
+    return bytes(m.body)
 
 
 def _encode_refuse(m: Refuse) -> bytes:
@@ -346,9 +247,7 @@ def _encode_bye(m: Bye) -> bytes:
 
 
 _ENCODERS: dict[type, tuple[MessageType, Callable[[Any], bytes]]] = {
-    Request: (MessageType.REQUEST, _encode_request),
-    Reply: (MessageType.REPLY, _encode_reply),
-    Oneway: (MessageType.ONEWAY, _encode_oneway),
+    Batch: (MessageType.BATCH, _encode_batch),
     Heartbeat: (MessageType.HEARTBEAT, _encode_heartbeat),
     Bye: (MessageType.BYE, _encode_bye),
     Refuse: (MessageType.REFUSE, _encode_refuse),
@@ -360,16 +259,15 @@ def message_type(message: object) -> MessageType:
     try:
         return _ENCODERS[type(message)][0]
     except KeyError:
-        raise TypeError("send() takes Request, Reply, Oneway, Heartbeat, Bye or Refuse, "
+        raise TypeError("send() takes Batch, Heartbeat, Bye or Refuse, "
                         f"not {type(message).__name__}") from None
 
 
 def encode_body(message: Message) -> bytes:
-    """The frame body of ``message``, payload pickled (plain call).
+    """The frame body of ``message`` (plain call).
 
     Raises:
         TypeError, ValueError: a field has the wrong type or range.
-        SerializationError: the payload cannot be pickled.
     """
     message_type(message)
     return _ENCODERS[type(message)][1](message)

@@ -4,7 +4,7 @@
   ``python tests/integration/node_proc.py *options`` (optionally under a command prefix such as
   ``ip netns exec NS``). It waits (with a timeout) for the ``ready`` line and returns a
   ``NodeProc``; at teardown every child is terminated, then killed.
-* ``local_node``: a factory for the one in-process node of the test (``pycos.net.node.Pycos``
+* ``local_node``: a factory for the one in-process node of the test (``pycos.net.scheduler.Pycos``
   on 127.0.0.1, no discovery) whose peer-status messages are collected, with their arrival
   time, in ``node.events`` (a ``queue.Queue``).
 * ``node_certs``: a CA, two node certificates it signed (usable as TLS server *and* client, as
@@ -35,13 +35,15 @@ import pytest
 
 from pycos.proto import (
     NEED_DATA,
+    Batch,
     Connection,
     ConnectionClosed,
     Established,
-    Oneway,
     Refused,
     Role,
 )
+from pycos.proto import batch as wire
+from pycos.proto.linkinfo import LinkInfo
 
 HERE = Path(__file__).resolve().parent
 NODE_PROC = HERE / "node_proc.py"
@@ -175,7 +177,7 @@ def node_procs(tmp_path: Path) -> Iterator[Callable[..., NodeProc]]:
 def local_node() -> Iterator[Callable[..., Any]]:
     import pycos
     from pycos.core.scheduler import Pycos as CorePycos
-    from pycos.net.node import Pycos as NodePycos
+    from pycos.net.scheduler import Pycos as NodePycos
 
     made: list[Any] = []
 
@@ -281,20 +283,35 @@ class RawClient:
             if isinstance(event, Established | Refused):
                 return event
 
-    def join(self, name: str = "raw", addr: str = "127.0.0.1", port: int = 1) -> Any:
-        """Handshake, then the node-info exchange, until the node accepts this connection."""
-        est = self.handshake()
-        assert isinstance(est, Established), est
-        self.write(self.conn.send(Oneway("_info", {"name": name, "addr": addr, "port": port})))
-        arbiter = self.conn.incarnation < est.peer_incarnation
+    def send_messages(self, *messages: bytes) -> None:
+        """Send encoded batch messages (``pycos.proto.batch``) as one BATCH frame."""
+        self.write(self.conn.send_batch(b"".join(messages)))
+
+    def next_messages(self) -> list[Any]:
+        """The messages of the next BATCH frame (heartbeats skipped)."""
         while True:
             ev = self.next_event()
-            if isinstance(ev, Oneway) and ev.kind == "_info" and arbiter:
-                self.write(self.conn.send(Oneway("_link", True)))
-                return ev.payload
-            if isinstance(ev, Oneway) and ev.kind == "_link":
-                assert ev.payload is True
-                return None
+            if isinstance(ev, Batch):
+                return wire.parse(ev.body)
+            if isinstance(ev, ConnectionClosed | Refused):
+                raise AssertionError(f"connection ended: {ev}")
+
+    def join(self, name: str = "raw", addr: str = "127.0.0.1", port: int = 1) -> Any:
+        """Handshake, then the node-info exchange (both sides send INFO, then a VERDICT),
+        until the node accepts this connection. Returns the node's info."""
+        est = self.handshake()
+        assert isinstance(est, Established), est
+        self.send_messages(wire.info(LinkInfo(name, addr, port).encode()))
+        info, accepted = None, False
+        while info is None or not accepted:
+            for msg in self.next_messages():
+                if msg.op == wire.INFO:
+                    info = LinkInfo.decode(msg.payload)
+                    self.send_messages(wire.verdict(True))
+                elif msg.op == wire.VERDICT:
+                    assert msg.status == 1, "the node refused this connection"
+                    accepted = True
+        return info
 
     def read_until_closed(self, timeout: float = 5.0) -> list[Any]:
         """Every event until the node closes the connection (errors end the list)."""

@@ -21,8 +21,8 @@ import threading
 import time
 
 import pycos
-from pycos.net.discovery import Discovery
-from pycos.net.interfaces import choose_addresses
+from pycos.net.discovery.discovery import Discovery
+from pycos.net.discovery.interfaces import choose_addresses
 
 
 def _say(*words: object) -> None:

@@ -129,7 +129,7 @@ def command(node: Any, cmd: list[Any]) -> Any:
 
         def ping(task: Any = None) -> Any:
             try:
-                return (yield node._request(loc, "ping", args[2], 5.0))
+                return (yield node.request(loc, "ping", args[2], 5.0))
             except Exception as exc:  # report the failure to the test
                 return f"error: {type(exc).__name__}: {exc}"
 
@@ -147,10 +147,14 @@ def command(node: Any, cmd: list[Any]) -> Any:
 def add_file_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dest-path")
     p.add_argument("--max-file-size", type=int, default=None)
+    p.add_argument("--file-idle", type=float, default=None)
 
 
 def file_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"dest_path": args.dest_path, "max_file_size": args.max_file_size}
+    kwargs = {"dest_path": args.dest_path, "max_file_size": args.max_file_size}
+    if args.file_idle is not None:
+        kwargs["file_idle"] = args.file_idle
+    return kwargs
 
 
 def _send_file(node: Any, addr: str, port: int, path: str, dir: Any = None,

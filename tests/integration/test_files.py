@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from typing import Any
 import pytest
 from conftest import RawClient, run_in, wait_for
 
-from pycos.net._filestream import TEMP_SUFFIX
-from pycos.proto import Established, Oneway, Refused
+from pycos.net.files.receive import TEMP_SUFFIX
+from pycos.proto import Batch, Established, Refused
+from pycos.proto import batch as wire
+from pycos.proto.filedialog import Answer, AnswerCode, Offer, Trailer
 
 SECRET = "file secret"
 REFUSAL = "refused or aborted receiving"
@@ -63,7 +66,8 @@ def pair(local_node: Any, node_procs: Any, tmp_path: Path) -> tuple[Any, Any, Pa
     """(sending node here, receiving node process, its dest_path)."""
     node = local_node(secret=SECRET, dest_path=tmp_path / "local")
     dest = tmp_path / "dest"
-    proc = node_procs("--secret", SECRET, "--dest-path", dest, "--max-file-size", 10_000_000)
+    proc = node_procs("--secret", SECRET, "--dest-path", dest, "--max-file-size", 10_000_000,
+                      "--file-idle", 1.0)
     return node, proc, dest
 
 
@@ -75,25 +79,30 @@ class LyingSender:
         assert isinstance(self.client.handshake(), Established)
         while True:  # the receiving link's node info comes first
             ev = self.client.next_event()
-            if isinstance(ev, Oneway) and ev.kind == "_info":
+            if isinstance(ev, Batch):
                 break
 
-    def offer(self, name: Any = "f.bin", dir: Any = None, size: int = 100, idle: float = 5.0,
-              **more: Any) -> Any:
-        offer = {"name": name, "dir": dir, "size": size, "mtime_ns": 10**18,
-                 "atime_ns": 10**18, "mode": 0o644, "overwrite": False, "idle": idle, **more}
-        self.client.write(self.client.conn.send(Oneway("_stream", ("file", offer))))
+    def offer(self, name: Any = "f.bin", dir: Any = None, size: int = 100,
+              raw_offer: bytes | None = None) -> Any:
+        body = raw_offer if raw_offer is not None else Offer(
+            name, dir, size, 10**18, 10**18, 0o644, False).encode()
+        self.client.write(self.client.conn.send_batch(wire.stream("file", body)))
         return self.answer()
 
     def answer(self) -> Any:
+        """("send" | "same" | "exists" | "refused" | "done", detail), or the protocol event."""
         ev = self.client.next_event()
-        return ev.payload if isinstance(ev, Oneway) and ev.kind == "file" else ev
+        if not isinstance(ev, Batch):
+            return ev
+        answer = Answer.decode(ev.body)
+        return (answer.code.name.lower(),
+                answer.reason if answer.code is AnswerCode.REFUSED else answer.stat)
 
     def raw(self, data: bytes) -> None:
         self.client.sock.sendall(data)
 
-    def trailer(self, size: int) -> None:
-        self.client.write(self.client.conn.send(Oneway("file", ("sent", size))))
+    def trailer(self, size: int, digest: bytes = bytes(32)) -> None:
+        self.client.write(self.client.conn.send_batch(Trailer(size, digest).encode()))
 
     def close(self) -> None:
         self.client.close()
@@ -250,7 +259,7 @@ def test_lying_senders_are_aborted_and_leave_nothing(pair: Any, tmp_path: Path) 
     def case(action: Any, expect_answer: bool = True) -> None:
         nonlocal cases
         liar = LyingSender(proc.port)
-        assert liar.offer("lie.bin", "d", size=1000, idle=0.5) == ("send", None)
+        assert liar.offer("lie.bin", "d", size=1000) == ("send", None)
         action(liar)
         if expect_answer:
             answer = liar.answer()  # a refusal, or the protocol's REFUSE after garbage
@@ -274,11 +283,12 @@ def test_lying_senders_are_aborted_and_leave_nothing(pair: Any, tmp_path: Path) 
 def test_malformed_offer_and_unknown_stream(pair: Any) -> None:
     _node, proc, dest = pair
     liar = LyingSender(proc.port)
-    answer = liar.offer(size=-5)
-    assert answer[0] == "refused" and "malformed offer" in answer[1]
+    good = Offer("f.bin", None, 100, 10**18, 10**18, 0o644, False).encode()
+    answer = liar.offer(raw_offer=struct.pack(">Q", 2**64 - 5) + good[8:])
+    assert answer[0] == "refused" and "malformed file offer" in answer[1]
     liar.close()
     liar = LyingSender(proc.port)
-    liar.client.write(liar.client.conn.send(Oneway("_stream", ("nosuchkind", {}))))
+    liar.client.write(liar.client.conn.send_batch(wire.stream("nosuchkind", b"")))
     events = liar.client.read_until_closed()
     assert events, "the connection must be closed"
     liar.close()
@@ -305,11 +315,10 @@ def test_del_file_prunes_and_follows_the_same_rules(pair: Any, tmp_path: Path) -
         assert delete(node, proc.location, name, dir) == -1, (name, dir)
 
     def raw(payload, task=None):  # bypasses the sender's own checks
-        return (yield node._request(proc.location, "del_file", payload, 5))
+        return (yield node.request(proc.location, "_del_file", payload, 5))
 
-    for payload in ({"name": "victim", "dir": "../outside"}, {"name": "../outside/victim",
-                                                             "dir": None},
-                    {"name": "victim", "dir": str(outside)}):
+    for payload in (("victim", "../outside"), ("../outside/victim", None),
+                    ("victim", str(outside))):
         assert run_in(node, raw, payload) == -1, payload
     assert victim.read_text() == "keep me"
     assert (dest / "ok" / "link_file").is_symlink()

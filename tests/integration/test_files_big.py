@@ -16,7 +16,7 @@ from typing import Any
 from conftest import wait_for
 from test_files import SECRET, make_file, refusals, send, tree
 
-from pycos.net._filestream import TEMP_SUFFIX
+from pycos.net.files.receive import TEMP_SUFFIX
 
 
 def test_stopped_receiver_times_out_and_leaves_nothing(local_node: Any, node_procs: Any,

@@ -12,8 +12,8 @@ import time
 
 from conftest import RawClient, next_status, run_in, wait_for
 
-from pycos.net.handlers import RemoteRequestFailed
 from pycos.net.location import Location, PeerStatus
+from pycos.net.requests import RemoteRequestFailed
 
 SECRET = "integration secret"
 
@@ -26,7 +26,7 @@ def _peer(node, loc):
 
 def _ping(node, loc, payload="ping", timeout=5.0):
     def go(task=None):
-        return (yield node._request(loc, "ping", payload, timeout))
+        return (yield node.request(loc, "ping", payload, timeout))
     return run_in(node, go)
 
 
@@ -52,7 +52,7 @@ def test_explicit_peering_both_directions(local_node, node_procs):
 
     def ask(kind, payload, task=None):
         try:
-            return (yield node._request(dialer.location, kind, payload, 5))
+            return (yield node.request(dialer.location, kind, payload, 5))
         except RemoteRequestFailed as exc:
             return str(exc)
 
@@ -224,15 +224,15 @@ def test_wrong_secret_never_peers(local_node, node_procs):
 
 def test_version_mismatch_refused_at_both_ends(node_procs):
     old = node_procs("--name", "v1", "--secret", SECRET)
-    new = node_procs("--name", "v2", "--secret", SECRET, "--proto-version", "2")
+    new = node_procs("--name", "v2", "--secret", SECRET, "--proto-version", "3")
     assert new.call("peer", old.addr, old.port) == -1
     assert old.call("peers") == [] and new.call("peers") == []
     for proc in (old, new):
         assert wait_for(lambda p=proc: p.call("stats")["refused_version"] == 1)
         log = proc.log()
         assert "protocol version mismatch" in log, log
-    assert "this node speaks version 1, the peer version 2" in old.log()
-    assert "this node speaks version 2, the peer version 1" in new.log()
+    assert "this node speaks version 2, the peer version 3" in old.log()
+    assert "this node speaks version 3, the peer version 2" in new.log()
 
 
 def test_recorded_handshake_replayed_is_refused(node_procs):
@@ -247,7 +247,7 @@ def test_recorded_handshake_replayed_is_refused(node_procs):
     refusals = [ev for ev in events if type(ev).__name__ == "Refused"]
     assert refusals and "authentication failed" in refusals[0].reason, events
     replay.close()
-    assert proc.call("stats")["refused_auth"] == 1
+    assert wait_for(lambda: proc.call("stats")["refused_auth"] == 1)
     fresh = RawClient(proc.port, SECRET)
     fresh.join("fresh")  # the node still accepts a well-behaved peer
     fresh.close()

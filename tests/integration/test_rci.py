@@ -14,8 +14,8 @@ from conftest import run_in
 import pycos
 import pycos.netpycos as netpycos
 from pycos.errors import PeerLost
-from pycos.net.rci import RCI, RPS, RTI, RemoteRCI
-from pycos.net.refs import RemoteTask
+from pycos.net.remote.rci import RCI, RPS, RTI, RemoteRCI
+from pycos.net.remote.refs import RemoteTask
 
 SECRET = "rci secret"
 

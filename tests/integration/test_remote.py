@@ -16,8 +16,8 @@ from remote_services import Point
 import pycos
 from pycos.errors import PeerLost, SerializationError, UnpicklingRefused
 from pycos.net.location import Location
-from pycos.net.rci import RCI
-from pycos.net.refs import RemoteTask
+from pycos.net.remote.rci import RCI
+from pycos.net.remote.refs import RemoteTask
 
 SECRET = "remote secret"
 
@@ -226,18 +226,27 @@ def test_unserializable_arguments_raise_on_the_caller_at_once(client, server):
 
 
 def test_refused_class_then_allowed(client, server):
+    """A class neither node allowed is refused at the *sender*, at once, with the way to allow
+    it; allowed here but not there, the receiver refuses it and the caller hears why."""
     def go(task=None):
         echo = yield pycos.Task.locate("echo", server.location, timeout=5)
         describe = yield from _rci("describe", server.location)()
+        try:
+            yield echo.deliver(Point(1, 2), timeout=5)
+            at_sender = None
+        except SerializationError as exc:
+            at_sender = str(exc)
+        pycos.serialize_allow(Point)
         refused = yield echo.deliver(Point(1, 2), timeout=5)
         try:
             yield describe(Point(1, 2))
             raised = None
         except UnpicklingRefused as exc:
             raised = str(exc)
-        return refused, raised
+        return at_sender, refused, raised
 
-    refused, raised = run_in(client, go)
+    at_sender, refused, raised = run_in(client, go)
+    assert at_sender is not None and "Point" in at_sender and "serialize_allow" in at_sender
     assert refused == 0
     assert raised is not None and "remote_services.Point" in raised
     assert "serialize_allow" in raised

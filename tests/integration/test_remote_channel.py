@@ -13,8 +13,8 @@ import pytest
 from conftest import run_in
 
 import pycos
-from pycos.net.rci import RCI
-from pycos.net.refs import RemoteChannel
+from pycos.net.remote.rci import RCI
+from pycos.net.remote.refs import RemoteChannel
 
 SECRET = "channel secret"
 

@@ -1,4 +1,4 @@
-"""Discovery (pycos.net.discovery) and address choice (pycos.net.interfaces), on loopback only.
+"""Discovery and address choice (pycos.net.discovery), on loopback only.
 
 Every datagram here goes to 127.0.0.0/8: unicast to 127.0.0.1, and the host fan-out /
 loopback announcements to 127.255.255.255, which never leave the machine. Ordering comes from
@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 import pycos
-from pycos.net import _envelope as env
-from pycos.net import interfaces as ifs
-from pycos.net.discovery import Discovery
+from pycos.net.discovery import interfaces as ifs
+from pycos.net.discovery.discovery import Discovery
+from pycos.proto import envelope as env
 from pycos.proto.announce import AnnounceKind, Announcement, decode_announcement
 from pycos.proto.announce import encode_announcement as encode
 from pycos.proto.auth import hkdf, mac
@@ -133,7 +133,7 @@ V6LL = _iface("eth0", "fe80::10%eth0")
 
 
 def test_choose_all_interfaces_ipv4_running_first_no_loopback(caplog: Any) -> None:
-    caplog.set_level(logging.INFO, "pycos.net.interfaces")
+    caplog.set_level(logging.INFO, "pycos.net.discovery.interfaces")
     got = ifs.choose_addresses(None, LO + [NOCARRIER, DOWN, ETH, V6])
     assert got == ["192.0.2.10", "172.17.0.1"]
     assert "192.0.2.10" in caplog.text and "172.17.0.1" in caplog.text
@@ -144,7 +144,7 @@ def test_choose_ipv6_when_no_ipv4_link_local_last() -> None:
 
 
 def test_choose_loopback_only_when_nothing_else_warns(caplog: Any) -> None:
-    caplog.set_level(logging.INFO, "pycos.net.interfaces")
+    caplog.set_level(logging.INFO, "pycos.net.discovery.interfaces")
     assert ifs.choose_addresses(None, LO + [DOWN]) == ["127.0.0.1"]
     assert any(r.levelno == logging.WARNING and "loopback" in r.getMessage()
                for r in caplog.records)
@@ -156,7 +156,7 @@ def test_choose_wildcards_by_family() -> None:
 
 
 def test_choose_explicit_loopback_is_honoured(caplog: Any) -> None:
-    caplog.set_level(logging.INFO, "pycos.net.interfaces")
+    caplog.set_level(logging.INFO, "pycos.net.discovery.interfaces")
     assert ifs.choose_addresses("127.0.0.1", LO + [ETH]) == ["127.0.0.1"]
     assert ifs.choose_addresses("localhost", LO + [ETH])[0] in ("127.0.0.1", "::1")
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -174,7 +174,7 @@ def test_choose_name_resolving_to_loopback_only_uses_interfaces(monkeypatch: Any
         return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("127.0.1.1", 0))]
 
     monkeypatch.setattr(ifs.socket, "getaddrinfo", fake_getaddrinfo)
-    caplog.set_level(logging.INFO, "pycos.net.interfaces")
+    caplog.set_level(logging.INFO, "pycos.net.discovery.interfaces")
     assert ifs.choose_addresses("myhost", LO + [ETH]) == ["192.0.2.10"]
     assert "127.0.1.1" in caplog.text and "WARNING" in {r.levelname for r in caplog.records}
 

@@ -1,4 +1,4 @@
-"""The sandbox rules of file transfer (``pycos.net._filepaths``) and the offer check."""
+"""The sandbox rules of file transfer (``pycos.net.files.paths``) and the offer check."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pycos.net._filepaths import (
+from pycos.net.files.paths import (
     MAX_DEPTH,
     NAME_MAX,
     PathRefused,
@@ -20,7 +20,7 @@ from pycos.net._filepaths import (
     split_dir,
     wire_dir,
 )
-from pycos.net._filestream import MAX_IDLE, TransferError, parse_offer, stat_result
+from pycos.net.files.receive import received_mode, stat_result
 
 
 def tree(root: Path) -> list[str]:
@@ -188,34 +188,18 @@ def test_prune_dirs_stops_at_root_and_at_non_empty(sandbox: tuple[str, Path]) ->
     assert os.path.isdir(root) and tree(Path(root)) == []
 
 
-# ---------------------------------------------------------------------- offers
-GOOD = {"name": "f", "dir": None, "size": 10, "mtime_ns": 1, "atime_ns": 2, "mode": 0o4755,
-        "overwrite": False, "idle": 5.0}
-
-
-def test_parse_offer() -> None:
-    offer = parse_offer(GOOD)
-    assert (offer.size, offer.mode, offer.idle) == (10, 0o755, 5.0)  # set-id bits dropped
-    assert parse_offer(dict(GOOD, idle=None)).idle > 0
-    assert parse_offer(dict(GOOD, idle=1e9)).idle == MAX_IDLE
-
-
-@pytest.mark.parametrize("change", [
-    {"size": -1}, {"size": 2**63}, {"size": 1.5}, {"size": True}, {"mode": 0o10000},
-    {"name": 3}, {"dir": b"x"}, {"overwrite": 1}, {"idle": 0}, {"idle": "1"},
-    {"mtime_ns": 2**64}, {"size": None},
-])
-def test_malformed_offers(change: dict[str, object]) -> None:
-    with pytest.raises(TransferError, match="malformed offer"):
-        parse_offer(dict(GOOD, **change))
-    with pytest.raises(TransferError, match="malformed offer"):
-        parse_offer([GOOD])
+# ---------------------------------------------------------------------- offers and modes
+def test_received_mode_drops_special_bits_and_follows_the_umask() -> None:
+    old = os.umask(0o027)
+    try:
+        assert received_mode(0o4755) == 0o750  # set-uid and the umask's bits gone
+        assert received_mode(0o7777) == 0o750
+        assert received_mode(0o600) == 0o600
+    finally:
+        os.umask(old)
 
 
 def test_stat_result_from_fields() -> None:
-    st = stat_result({"mode": 0o100644, "size": 7, "atime_ns": 1_500_000_000,
-                      "mtime_ns": 2_500_000_000, "ctime_ns": 3_000_000_000})
+    st = stat_result((0o100644, 7, 1_500_000_000, 2_500_000_000, 3_000_000_000))
     assert (st.st_size, st.st_mode, st.st_mtime, st.st_mtime_ns, st[8]) == (
         7, 0o100644, 2.5, 2_500_000_000, 2)
-    with pytest.raises(TransferError):
-        stat_result({"mode": 1})

@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from pycos.net.location import Location, PeerStatus, location_from_address, normalize_host
-from pycos.proto.serialize import dumps, loads
+from pycos.proto.codec import decode, encode
+from pycos.proto.wirecheck import WireError
 
 
 def test_location_is_a_hashable_value() -> None:
@@ -43,7 +44,7 @@ def test_ipv6_addresses_are_canonical() -> None:
 
 @pytest.mark.parametrize("host, port, exc", [
     (None, 1, TypeError), (b"127.0.0.1", 1, TypeError), ("", 1, ValueError),
-    ("127.0.0.1", "1", TypeError), ("127.0.0.1", True, TypeError),
+    ("127.0.0.1", "x", TypeError), ("127.0.0.1", True, TypeError),
     ("127.0.0.1", -1, ValueError), ("127.0.0.1", 65536, ValueError),
     ("no-such-host.invalid", 1, ValueError),
 ])
@@ -59,20 +60,24 @@ def test_normalize_host() -> None:
         normalize_host("no-such-host.invalid")
 
 
-def test_pickles_through_the_restricted_unpickler() -> None:
+def test_travels_through_the_wire_codec() -> None:
     loc = Location("::1", 80)
-    assert loads(dumps(loc)) == loc
+    assert decode(encode(loc)) == loc
     status = PeerStatus(loc, "node", PeerStatus.Online)
-    back = loads(dumps(status))
+    back = decode(encode(status))
     assert back == status and back.location == loc and repr(back).endswith("Online)")
+    assert Location("127.0.0.1", "9705") == Location("127.0.0.1", 9705)  # pycos's string port
 
 
-def test_unpickling_never_resolves_names() -> None:
-    """A pickled Location holding a name (only a forged pickle can) is refused, not looked up."""
-    forged = pickle.dumps(location_from_address("127.0.0.1", 1), protocol=5).replace(
-        b"127.0.0.1", b"evil.test")
+def test_decoding_never_resolves_names() -> None:
+    """A payload naming a host (only a forged one can) is refused, never looked up; and the
+    class itself is not a global a payload may name."""
+    forged = encode(location_from_address("127.0.0.1", 1)).replace(b"127.0.0.1", b"evil.test")
     with pytest.raises(ValueError):
-        pickle.loads(forged)
+        decode(forged)
+    with pytest.raises(WireError):
+        decode(pickle.dumps(("a", pickle.loads(pickle.dumps(Location("127.0.0.1", 1)))),
+                            protocol=4).replace(b"pycos.proto._w", b"pycos.net.location"))
     with pytest.raises(ValueError):
         location_from_address("localhost", 1)
     assert location_from_address("10.1.2.3", 4) == Location("10.1.2.3", 4)

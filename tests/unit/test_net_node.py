@@ -17,7 +17,7 @@ import pytest
 import pycos
 from pycos.errors import PeerLost
 from pycos.net.location import Location
-from pycos.net.node import Pycos as Node
+from pycos.net.scheduler import Pycos as Node
 
 
 @pytest.fixture
@@ -52,7 +52,9 @@ def test_identity(make_node: Callable[..., Node]) -> None:
     assert node.name == repr(node.location)  # unique per node: address and port
     assert isinstance(node.incarnation, bytes) and len(node.incarnation) == 16
     assert node.addresses == ["127.0.0.1"] and node.udp_port == 9705
-    assert node._service.discovery is None  # discover_peers=False: no UDP port at all
+    # discover_peers=False: the node never announces itself, but its UDP port answers others'
+    # peer(host, udp_port=...) (as SPEC §4 asks).
+    assert node.node.discovery is not None
     assert pycos.Pycos.instance() is node and pycos.Pycos.scheduler() is node
 
     def where(task: Any = None) -> Any:
@@ -104,7 +106,7 @@ def test_without_peers(make_node: Callable[..., Node]) -> None:
         unreachable = yield node.peer(Location("127.0.0.1", closed_port))
         closed = yield node.close_peer(Location("127.0.0.1", closed_port))
         try:
-            yield node._request(Location("127.0.0.1", closed_port), "ping", 1, 1)
+            yield node.request(Location("127.0.0.1", closed_port), "ping", 1, 1)
         except PeerLost as exc:
             lost = str(exc)
         return own, missing, to_self, unreachable, closed, lost
@@ -134,11 +136,11 @@ def test_argument_errors(make_node: Callable[..., Node]) -> None:
 
 def test_terminate_stops_the_service(make_node: Callable[..., Node]) -> None:
     node = make_node()
-    service = node._service
+    service = node.node.service_scheduler()
     port = node.location.port
     node.terminate()
     node.terminate()  # idempotent
-    assert not service.sched.is_alive() and not node.is_alive()
+    assert not service.is_alive() and not node.is_alive()
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
 

@@ -3,7 +3,6 @@ table, and the checking of constructor arguments."""
 
 from __future__ import annotations
 
-import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,15 @@ from typing import Any
 import pytest
 
 import pycos
-from pycos.net._config import DEFAULT_UDP_PORT, make_config
-from pycos.net.bridge import Pending
-from pycos.net.handlers import DEFER, HandlerTable, RequestContext, RequestError
+from pycos.net.config import DEFAULT_UDP_PORT, make_config
+from pycos.net.pending import Pending
+from pycos.net.requests import (
+    DEFER,
+    HandlerTable,
+    RemoteRequestFailed,
+    RequestContext,
+    RequestError,
+)
 
 
 # ------------------------------------------------------------------ Pending
@@ -121,78 +126,104 @@ def test_pending_callbacks() -> None:
 
 
 # ------------------------------------------------------------------ handler table
-class _Service:
-    def call_soon(self, fn: Any, *args: Any) -> None:
-        fn(*args)
+class _Node:
+    name = "here"
+
+    def service_scheduler(self) -> Any:
+        raise AssertionError("not used")
 
 
-class _Sink:
+class _Link:
     def __init__(self) -> None:
         self.replies: list[tuple[int, bool, Any]] = []
 
-    def send_reply(self, request_id: int, ok: bool, value: Any) -> None:
-        self.replies.append((request_id, ok, value))
+    def send_reply(self, request_id: int, failed: bool, value: Any) -> None:
+        self.replies.append((request_id, failed, value))
 
 
-def _ctx(kind: str, sink: _Sink, rid: int = 1) -> RequestContext:
-    return RequestContext(_Service(), None, sink, kind, rid)
+def _ctx(kind: str, link: _Link, rid: int = 1) -> RequestContext:
+    return RequestContext(_Node(), link, None, kind, rid)
 
 
-def test_handler_table_dispatch(caplog: pytest.LogCaptureFixture) -> None:
-    table = HandlerTable()
+def test_handler_table_dispatch() -> None:
+    table = HandlerTable(_Node())
     later: list[RequestContext] = []
 
-    @table.request("double")
     def double(ctx: RequestContext, payload: Any) -> Any:
         if not isinstance(payload, int):
             raise RequestError("double takes an int")
         return payload * 2
 
-    @table.request("later")
     def deferred(ctx: RequestContext, payload: Any) -> Any:
         later.append(ctx)
         return DEFER
 
-    @table.request("broken")
     def broken(ctx: RequestContext, payload: Any) -> Any:
-        raise ZeroDivisionError
+        raise ZeroDivisionError("boom")
 
-    sink = _Sink()
-    table.handle_request(_ctx("double", sink, 1), 21)
-    table.handle_request(_ctx("double", sink, 2), "x")
-    table.handle_request(_ctx("nothing", sink, 3), None)
-    with caplog.at_level(logging.ERROR):
-        table.handle_request(_ctx("broken", sink, 4), None)
-    assert "ZeroDivisionError" in caplog.text
-    table.handle_request(_ctx("later", sink, 5), None)
-    assert sink.replies == [(1, True, 42), (2, False, "double takes an int"),
-                            (3, False, "this node has no handler for requests of kind "
-                                       "'nothing'"),
-                            (4, False, "internal error while handling a 'broken' request")]
+    table.serve("double", double)
+    table.serve("later", deferred)
+    table.serve("broken", broken)
+    link = _Link()
+    table.handle(_ctx("double", link, 1), 21)
+    table.handle(_ctx("double", link, 2), "x")
+    table.handle(_ctx("nothing", link, 3), None)
+    table.handle(_ctx("broken", link, 4), None)
+    table.handle(_ctx("later", link, 5), None)
+    table.handle(_ctx("double", link, 0), 1)  # one-way: no reply is sent
+    assert link.replies[0] == (1, False, 42)
+    rid, failed, exc = link.replies[1]
+    assert (rid, failed) == (2, True) and isinstance(exc, RemoteRequestFailed)
+    assert "here refused a 'double' request: double takes an int" in str(exc)
+    rid, failed, exc = link.replies[2]
+    assert failed and "no handler for requests of kind 'nothing'" in str(exc)
+    rid, failed, exc = link.replies[3]
+    assert (rid, failed) == (4, True) and isinstance(exc, ZeroDivisionError)  # the answer
+    assert len(link.replies) == 4
     later[0].reply("done")
-    later[0].fail("twice")  # a second answer is dropped
-    assert sink.replies[-1] == (5, True, "done") and len(sink.replies) == 5
+    later[0].fail(ValueError("twice"))  # a second answer is dropped
+    assert link.replies[-1] == (5, False, "done") and len(link.replies) == 5
 
 
-def test_handler_table_oneways_and_kinds() -> None:
-    table = HandlerTable()
-    got: list[Any] = []
-
-    @table.oneway("note")
-    def note(service: Any, peer: Any, payload: Any) -> None:
-        got.append(payload)
-
-    assert table.handle_oneway(None, None, "note", 1) is True
-    assert table.handle_oneway(None, None, "other", 1) is False
-    assert got == [1]
-    with pytest.raises(ValueError, match="already registered"):
-        table.oneway("note")
-    with pytest.raises(ValueError, match="connection's own"):
-        table.request("_info")
+def test_handler_table_kinds_and_modes() -> None:
+    table = HandlerTable(_Node())
+    table.serve("note", lambda ctx, p: None)
+    with pytest.raises(ValueError, match="already served"):
+        table.serve("note", lambda ctx, p: None)
+    with pytest.raises(ValueError, match="pycos's own"):
+        table.serve("_info", lambda ctx, p: None)
+    table.serve("_mine", lambda ctx, p: None, reserved_ok=True)
     with pytest.raises(TypeError):
-        table.request("")
+        table.serve("", lambda ctx, p: None)
     with pytest.raises(TypeError):
-        table.request(b"bytes")  # type: ignore[arg-type]
+        table.serve(b"bytes", lambda ctx, p: None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="run must be one of"):
+        table.serve("x", lambda ctx, p: None, run="fast")
+    with pytest.raises(ValueError, match="threads"):
+        table.serve("y", lambda ctx, p: None, run="thread", threads=0)
+    assert table.unserve("note") and not table.unserve("note")
+
+
+def test_handler_threads_answer_from_their_thread() -> None:
+    table = HandlerTable(_Node())
+    done = threading.Event()
+    seen: list[str] = []
+
+    def slow(ctx: RequestContext, payload: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return payload + 1
+
+    class Link(_Link):
+        def send_reply(self, request_id: int, failed: bool, value: Any) -> None:
+            super().send_reply(request_id, failed, value)
+            done.set()
+
+    table.serve("slow", slow, run="thread", threads=2)
+    link = Link()
+    table.handle(_ctx("slow", link, 7), 1)
+    assert done.wait(5)
+    assert link.replies == [(7, False, 2)] and seen[0].startswith("pycos-handler")
+    table.close()
 
 
 # ------------------------------------------------------------------ constructor arguments

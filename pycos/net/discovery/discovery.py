@@ -1,7 +1,7 @@
 """Peer discovery by UDP: announcements, answers, host fan-out and relays.
 
 Owns :class:`Discovery`, the UDP side of a node. Imports the standard library, ``pycos.core``,
-``pycos.errors``, ``pycos.proto``, ``pycos.net.interfaces`` and ``pycos.net._envelope``. What a
+``pycos.errors``, ``pycos.proto`` (announcements and envelopes) and ``interfaces``. What a
 node says about itself is always a ``pycos.proto.announce`` datagram (fixed binary,
 HMAC-SHA256 keyed by the secret, protocol version range), sometimes inside an envelope (below);
 nothing is ever pickled. A datagram failing any check is dropped, counted in ``dropped`` /
@@ -29,7 +29,7 @@ gives a broadcast or multicast datagram to *every* socket on the port, but a uni
   as its announcements) in a *relay envelope* naming the contacter, authenticated with an HMAC
   keyed by the secret; the nodes there answer the contacter.
 
-The envelopes are defined in ``pycos.net._envelope`` (layout there and in
+The envelopes are defined in ``pycos.proto.envelope`` (layout there and in
 ``doc/discovery.rst``).
 
 Threads: ``start``, ``announce``, ``contact`` and ``close`` may be called from any thread; the
@@ -49,36 +49,31 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any
 
-from ..core.poller import READ
-from ..core.scheduler import Pycos as _Scheduler
-from ..core.task import Task
-from ..core.traps import WaitIO
-from ..errors import RemoteProtocolError
-from ..proto.announce import (
+from ...core import lowlevel
+from ...core.poller import READ
+from ...core.scheduler import Pycos as _Scheduler
+from ...core.traps import WaitIO
+from ...errors import RemoteProtocolError
+from ...proto.announce import (
     ANNOUNCE_MAGIC,
     AnnounceKind,
     Announcement,
     decode_announcement,
     encode_announcement,
 )
-from ..proto.auth import INCARNATION_SIZE
-from ._envelope import (
-    ANC_SIZE,
+from ...proto.auth import INCARNATION_SIZE
+from ...proto.envelope import (
     HOST_MAGIC,
-    IP_PKTINFO,
     MAX_DATAGRAM,
     RELAY_MAGIC,
-    SockAddr,
-    destination,
     host_envelope,
-    host_str,
     open_host,
     open_relay,
     relay_envelope,
     relay_key,
-    sockaddr,
 )
 from .interfaces import Interface, interface_of, is_loopback, list_interfaces
+from .sockaddr import ANC_SIZE, IP_PKTINFO, SockAddr, destination, host_str, sockaddr
 
 __all__ = ["Discovery", "IPV6_GROUP", "IPV4_GROUP", "REPLY_INTERVAL", "LOOPBACK_BROADCAST"]
 
@@ -206,7 +201,7 @@ class Discovery:
             raise
         logger.info("discovery on UDP port %d (%s) for node %r", self.udp_port,
                     ", ".join(self._bind), self._name)
-        self._sched._call(self._spawn)
+        lowlevel.call(self._sched, self._spawn)
 
     def _open(self, family: int, wildcard: str) -> None:
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -257,7 +252,7 @@ class Discovery:
         if self._closed:
             return
         for sock in self._socks.values():
-            self._tasks.append(Task(self._receive, sock))
+            self._tasks.append(lowlevel.spawn_daemon(self._receive, sock))
 
     def close(self) -> None:
         """Plain call (any thread): stop the receive task and close the sockets. Idempotent."""
@@ -265,7 +260,7 @@ class Discovery:
             return
         self._closed = True
         sched = self._sched
-        if sched._in_thread() or not sched.is_alive():
+        if lowlevel.in_thread(sched) or not sched.is_alive():
             self._close_sockets()
             return
         done = threading.Event()
@@ -276,14 +271,14 @@ class Discovery:
             finally:
                 done.set()
 
-        if not sched._post(close_there) or not done.wait(5.0):
+        if not lowlevel.call_soon(sched, close_there) or not done.wait(5.0):
             self._close_sockets()
 
     def _close_sockets(self) -> None:
         socks, self._socks = self._socks, {}
         for sock in socks.values():
-            if self._sched._in_thread():
-                self._sched._poller.close_fd(sock, OSError(errno.EBADF, "discovery closed"))
+            if lowlevel.in_thread(self._sched):
+                lowlevel.close_fd(self._sched, sock, OSError(errno.EBADF, "discovery closed"))
             sock.close()
 
     # ------------------------------------------------------------------ sending
@@ -431,7 +426,6 @@ class Discovery:
     # ------------------------------------------------------------------ receiving
     def _receive(self, sock: socket.socket, task: Any = None) -> Generator[Any, Any, None]:
         """The receive task of one socket: handle datagrams until the socket is closed."""
-        task.set_daemon()
         burst = 0
         while True:
             try:
@@ -564,7 +558,11 @@ class Discovery:
     # ------------------------------------------------------------------ drops
     def _drop(self, reason: str, src: str) -> None:
         self.dropped += 1
-        key = re.sub(r"\d+", "#", reason)
+        # The kind of drop, without addresses or numbers in it: one warning per kind and
+        # interval however many distinct origins (IPv4 or IPv6) send bad datagrams.
+        key = re.sub(r"[0-9A-Fa-f]*[.:][0-9A-Fa-f.:%]+|\d+", "#", reason)
+        if key not in self.drop_reasons and len(self.drop_reasons) >= 64:
+            key = "other"
         self.drop_reasons[key] = self.drop_reasons.get(key, 0) + 1
         self._warn_once(key, "discovery: dropped a datagram from %s: %s", src, reason)
 
@@ -572,6 +570,8 @@ class Discovery:
         """Log at warning level at most once per ``WARN_INTERVAL`` per key; else at debug."""
         now = time.monotonic()
         state = self._warned.get(key)
+        if state is None and len(self._warned) >= 64:
+            self._warned.clear()
         if state is None or now - state[0] >= WARN_INTERVAL:
             suppressed = int(state[1]) if state is not None else 0
             more = f" ({suppressed} more like it not shown)" if suppressed else ""

@@ -2,10 +2,9 @@
 
 Owns the two operations behind ``node.send_file`` / ``node.del_file`` and their handlers on
 the receiving node: the ``"file"`` stream (a connection that carries one transfer, see
-``pycos.net._filestream`` for why transfers get their own connection, and the receiving end;
-``pycos.net._filesend`` for the sending end) and the ``"del_file"`` request. Path rules live in
-``pycos.net._filepaths``. Imports the standard library,
-``pycos.core``, ``pycos.errors`` and its own package.
+``receive`` for why transfers get their own connection, and the receiving end; ``send`` for the
+sending end) and the ``"_del_file"`` request. Path rules live in ``paths``. Imports the
+standard library, ``pycos.core``, ``pycos.errors`` and its own package.
 
 Results, as pycos gave them: ``send_file`` → 0 sent; 1 the same file (size, mode, mtime) is
 there already; an ``os.stat_result`` of the receiver's file when a different one is there and
@@ -23,20 +22,19 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Generator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..core.scheduler import _check_timeout
-from ..errors import PeerLost, PycosError
-from ._filepaths import PathRefused, check_name, prune_dirs, resolve, sandbox_root, split_dir
-from ._filepaths import wire_dir as _wire_dir
-from ._filesend import SendJob, send
-from ._filestream import DEFAULT_IDLE, STREAM_KIND, incoming_slot, receive
-from .bridge import Pending
-from .handlers import DEFER, HANDLERS, RemoteRequestFailed, RequestContext, RequestError
-from .location import Location
+from ...core import lowlevel
+from ...errors import PeerLost, PycosError
+from ..location import Location
+from ..pending import Pending
+from ..requests import RemoteRequestFailed, RequestContext, RequestError
+from .paths import PathRefused, check_name, prune_dirs, resolve, sandbox_root, split_dir
+from .paths import wire_dir as _wire_dir
+from .receive import DEFAULT_IDLE, STREAM_KIND, incoming_slot, receive
+from .send import SendJob, send
 
-__all__ = ["send_file", "del_file", "DEFAULT_IDLE"]
+__all__ = ["send_file", "del_file", "DEFAULT_IDLE", "install"]
 
 logger = logging.getLogger("pycos.net.files")
 
@@ -75,7 +73,7 @@ def send_file(node: Any, location: Location, file: str | os.PathLike[str],
         raise TypeError(f"send_file() needs a Location, got {location!r}")
     path = _file_arg(file, "send_file")
     wdir = _wire_dir(dir)
-    _check_timeout(timeout, "timeout")
+    lowlevel.check_timeout(timeout, "timeout")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be a callable fn(sent, total) or None, got {progress!r}")
     return _send_file(node, location, path, wdir, bool(overwrite),
@@ -101,7 +99,7 @@ def _send_file(node: Any, location: Location, path: str, dir: str | None, overwr
         logger.warning("send_file(%r, dir=%r): %s", path, dir, exc)
         return -1
     pending = Pending()
-    job = SendJob(config=node._service.config, sockaddr=location.sockaddr(),
+    job = SendJob(config=node.config, sockaddr=location.sockaddr(),
                   family=location.family, path=path, name=name, dir=dir, overwrite=overwrite,
                   idle=idle, report=_Reporter(node, progress),
                   cancelled=lambda: pending.cancelled)
@@ -134,7 +132,7 @@ class _Reporter:
         if self.fn is None or (self.queued and sent < total):
             return
         self.queued = True
-        self.node._post(self._call, sent, total)
+        lowlevel.call_soon(self.node.sched, self._call, sent, total)
 
     def _call(self, sent: int, total: int) -> None:
         self.queued = False
@@ -168,7 +166,7 @@ def del_file(node: Any, location: Location, file: str | os.PathLike[str],
         raise TypeError(f"del_file() needs a Location, got {location!r}")
     path = _file_arg(file, "del_file")
     wdir = _wire_dir(dir)
-    _check_timeout(timeout, "timeout")
+    lowlevel.check_timeout(timeout, "timeout")
     return _del_file(node, location, os.path.basename(path), wdir,
                      float(timeout) if timeout else DEFAULT_IDLE)
 
@@ -182,7 +180,7 @@ def _del_file(node: Any, location: Location, name: str, dir: str | None,
         logger.warning("del_file(%r, dir=%r): %s", name, dir, exc)
         return -1
     try:
-        result = yield node._request(location, "del_file", {"name": name, "dir": dir}, timeout)
+        result = yield from node.request(location, "_del_file", (name, dir), timeout)
     except (PeerLost, RemoteRequestFailed, TimeoutError, PycosError) as exc:
         logger.warning("del_file(%r, dir=%r) at %r failed: %s", name, dir, location, exc)
         return -1
@@ -190,46 +188,42 @@ def _del_file(node: Any, location: Location, name: str, dir: str | None,
 
 
 # ---------------------------------------------------------------------- receiving side
-@HANDLERS.stream(STREAM_KIND)
-def _file_stream(service: Any, sock: Any, conn: Any, payload: Any, who: str) -> None:
-    """A peer opened a connection to send a file: receive it on a thread of its own."""
-    if not incoming_slot():
-        logger.warning("refused a file from %s: too many transfers in progress", who)
+def _file_stream(node: Any, sock: Any, conn: Any, payload: bytes, who: str) -> None:
+    """A peer opened a connection to send a file: receive it (on the stream's thread)."""
+    try:
+        source = str(sock.getpeername()[0])
+    except OSError:
+        source = who
+    why = incoming_slot(source)
+    if why is not None:
+        logger.warning("refused a file from %s: %s", who, why)
         sock.close()
         return
-    threading.Thread(target=receive, args=(service.config, sock, conn, payload, who),
-                     name="pycos-file-in", daemon=True).start()
+    sock.setblocking(True)
+    receive(node, sock, conn, payload, who, source)
 
 
-_deleter: ThreadPoolExecutor | None = None
-_deleter_lock = threading.Lock()
-
-
-@HANDLERS.request("del_file")
 def _del_file_request(ctx: RequestContext, payload: Any) -> Any:
-    """Delete a received file (0 / -1) on a worker thread; file systems may block."""
-    global _deleter
-    if not (isinstance(payload, dict) and isinstance(payload.get("name"), str)
-            and (payload.get("dir") is None or isinstance(payload.get("dir"), str))):
-        raise RequestError("del_file takes {'name': str, 'dir': str or None}")
-    with _deleter_lock:
-        if _deleter is None:
-            _deleter = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pycos-file-del")
-    _deleter.submit(_delete, ctx, ctx.service.config.dest_path, payload["name"], payload["dir"])
-    return DEFER
-
-
-def _delete(ctx: RequestContext, dest_path: str, name: str, dir: str | None) -> None:
+    """Delete a received file (0 / -1); runs on a handler thread (file systems may block)."""
+    if not (isinstance(payload, tuple) and len(payload) == 2 and isinstance(payload[0], str)
+            and (payload[1] is None or isinstance(payload[1], str))):
+        raise RequestError("_del_file takes (name: str, dir: str or None)")
+    name, dir_ = payload
     who = ctx.peer.name if ctx.peer is not None else "a peer"
     try:
-        root = sandbox_root(dest_path, create=False)
-        real_dir, target = resolve(root, dir, name)
+        root = sandbox_root(ctx.node.dest_path, create=False)
+        real_dir, target = resolve(root, dir_, name)
         os.unlink(target)
     except (PathRefused, OSError) as exc:
         local = f" ({exc.local})" if isinstance(exc, PathRefused) and exc.local else ""
-        logger.warning("refused to delete %r (dir %r) for %s: %s%s", name, dir, who,
+        logger.warning("refused to delete %r (dir %r) for %s: %s%s", name, dir_, who,
                        exc.strerror if isinstance(exc, OSError) and exc.strerror else exc, local)
-        ctx.reply(-1)
-        return
+        return -1
     prune_dirs(root, real_dir)
-    ctx.reply(0)
+    return 0
+
+
+def install(node: Any) -> None:
+    """Receive files and deletions on ``node``."""
+    node.handlers.stream(STREAM_KIND, _file_stream)
+    node.handlers.serve("_del_file", _del_file_request, "thread", reserved_ok=True)

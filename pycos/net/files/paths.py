@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ..errors import PycosError
+from ...errors import PycosError
 
 __all__ = ["PathRefused", "NAME_MAX", "PATH_MAX", "MAX_DEPTH", "wire_dir", "check_name",
            "split_dir", "is_within", "sandbox_root", "resolve", "make_dirs", "prune_dirs"]

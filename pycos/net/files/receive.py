@@ -1,9 +1,10 @@
-"""Both ends of one file transfer over its own connection, run on their own threads.
+"""The receiving end of a file transfer, on a thread of its own; and what both ends share.
 
-Owns the file-transfer dialogue (see ``doc/files.rst``): ``send`` (the sending side, called on a
-thread by ``pycos.net.files``) and ``receive`` (the receiving side, given the connection by the
-node's link once the client asked for a ``"file"`` stream). Imports the standard library,
-``pycos.errors``, ``pycos.proto`` and its own package.
+Owns ``receive`` (given the connection by the node's link once the client asked for a
+``"file"`` stream), the blocking frame I/O both ends use (``Frames``), the limits of transfers
+and the bookkeeping of temporary files. The dialogue itself is ``pycos.proto.filedialog``; the
+sending end is ``pycos.net.files.send``. Imports the standard library, ``pycos.errors``,
+``pycos.proto`` and its own package.
 
 Why a dedicated connection, and why threads:
 
@@ -21,26 +22,30 @@ Why a dedicated connection, and why threads:
   socket → pipe → file with ``os.splice``, so they never enter the process either; otherwise
   it reads them into one buffer of ``BUF_SIZE`` bytes (the TLS sender too). Memory per
   transfer does not depend on the file size.
-* Without TLS, the raw bytes are authenticated only by the connection they arrive on (its
-  handshake proved the sender knows the secret); the frames around them carry MACs, so a peer
-  sending more or fewer bytes than it announced is detected. Use TLS when the network between
-  nodes is not trusted.
+* The raw bytes are authenticated like every frame: the trailer carries an HMAC-SHA256 of the
+  content under a key derived from this connection's handshake, checked before the file is
+  renamed into place (with or without TLS). The receiver therefore reads the bytes itself
+  (no ``splice``) to hash them; the sender hashes them as they leave.
+* The receiver sets its own limits: its own inactivity limit (``DEFAULT_IDLE``), at most
+  ``MAX_INCOMING`` transfers at once and ``MAX_PER_SOURCE`` from one address, and the mode
+  of a received file never gains set-uid, set-gid, sticky or what this process's umask removes.
 
 Invariants: the receiver writes only to a new temporary file (``O_EXCL``, mode 0600) in the
 target directory and renames it into place only when exactly the announced size arrived and the
-trailer confirms it; every way out of ``receive`` other than success removes it. Every blocking
-call has a time limit. Each failure costs one log line at each end.
+trailer's digest matches; every way out of ``receive`` other than success removes it. Every
+blocking call has a time limit. Each failure costs one log line at each end.
 """
 
 from __future__ import annotations
 
 import atexit
 import errno
+import hashlib
+import hmac
 import logging
 import os
 import secrets
 import socket
-import ssl
 import stat
 import struct
 import sys
@@ -48,23 +53,23 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import PycosError, RemoteProtocolError
-from ..proto import (
+from ...errors import PycosError, RemoteProtocolError
+from ...proto import (
     NEED_DATA,
+    Batch,
     Bye,
     Connection,
     ConnectionClosed,
     Established,
     Heartbeat,
-    Oneway,
     Refused,
 )
-from ._filepaths import PathRefused, make_dirs, prune_dirs, resolve, sandbox_root
+from ...proto.filedialog import KEY_LABEL, Answer, AnswerCode, Offer, Trailer
+from .paths import PathRefused, make_dirs, prune_dirs, resolve, sandbox_root
 
-__all__ = ["STREAM_KIND", "TransferError", "Offer", "Frames", "parse_offer", "stat_result",
-           "receive", "incoming_slot", "set_timeo", "BUF_SIZE", "CHUNK", "DEFAULT_IDLE",
-           "MAX_IDLE", "MAX_INCOMING", "MAX_OUTGOING", "OUTGOING", "TEMP_PREFIX", "TEMP_SUFFIX",
-           "LINUX"]
+__all__ = ["STREAM_KIND", "TransferError", "Frames", "stat_result", "receive", "incoming_slot",
+           "set_timeo", "BUF_SIZE", "CHUNK", "DEFAULT_IDLE", "MAX_INCOMING", "MAX_PER_SOURCE",
+           "MAX_OUTGOING", "OUTGOING", "TEMP_PREFIX", "TEMP_SUFFIX", "LINUX", "received_mode"]
 
 logger = logging.getLogger("pycos.net.files")
 
@@ -74,19 +79,18 @@ STREAM_KIND = "file"
 BUF_SIZE = 1024 * 1024
 #: Bytes per ``os.sendfile`` call (progress is reported between calls).
 CHUNK = 8 * 1024 * 1024
-#: Seconds without progress after which a transfer is abandoned, unless the sender says.
+#: Seconds without progress after which a transfer is abandoned (each end its own limit).
 DEFAULT_IDLE = 30.0
-#: Bounds on the inactivity limit a sender may ask of the receiver.
-MIN_IDLE, MAX_IDLE = 0.05, 300.0
 #: Transfers received at once; more are refused (the connection is closed).
 MAX_INCOMING = 64
+#: Transfers received at once from one source address.
+MAX_PER_SOURCE = 8
 #: Transfers sent at once by this process; more wait for a turn.
 MAX_OUTGOING = 8
 TEMP_PREFIX, TEMP_SUFFIX = ".pycos-", ".part"
 #: Two mtimes within this many nanoseconds are the same (coarse file-system clocks).
 MTIME_SLACK_NS = 1_000_000_000
 _FRAME_READ = 64 * 1024
-_MAX_INT64 = 2**63 - 1
 LINUX = sys.platform.startswith("linux")
 #: Held by each transfer being sent.
 OUTGOING = threading.BoundedSemaphore(MAX_OUTGOING)
@@ -98,24 +102,34 @@ class TransferError(PycosError):
 
 # ---------------------------------------------------------------------- bookkeeping
 class _Active:
-    """Transfers in progress in this process: how many are received, and their temp files
-    (removed at interpreter exit, so not even a node stopped mid-transfer leaves one)."""
+    """Transfers in progress in this process: how many are received (in all and by source
+    address), and their temp files (removed at interpreter exit, so not even a node stopped
+    mid-transfer leaves one)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.incoming = 0
+        self.by_source: dict[str, int] = {}
         self.temps: set[str] = set()
 
-    def enter(self) -> bool:
+    def enter(self, source: str) -> str | None:
         with self.lock:
             if self.incoming >= MAX_INCOMING:
-                return False
+                return f"{MAX_INCOMING} transfers are in progress"
+            if self.by_source.get(source, 0) >= MAX_PER_SOURCE:
+                return f"{MAX_PER_SOURCE} transfers from {source} are in progress"
             self.incoming += 1
-            return True
+            self.by_source[source] = self.by_source.get(source, 0) + 1
+            return None
 
-    def leave(self) -> None:
+    def leave(self, source: str) -> None:
         with self.lock:
             self.incoming -= 1
+            left = self.by_source.get(source, 0) - 1
+            if left > 0:
+                self.by_source[source] = left
+            else:
+                self.by_source.pop(source, None)
 
     def remove_all(self) -> None:
         with self.lock:
@@ -128,10 +142,10 @@ _ACTIVE = _Active()
 atexit.register(_ACTIVE.remove_all)
 
 
-def incoming_slot() -> bool:
-    """Reserve a slot for a transfer to receive (False: too many at once already). The
-    slot is given back by ``receive``."""
-    return _ACTIVE.enter()
+def incoming_slot(source: str) -> str | None:
+    """Reserve a slot for a transfer from ``source`` (an address) to receive; None when
+    reserved (``receive`` gives it back), else why not."""
+    return _ACTIVE.enter(source)
 
 
 def _unlink(path: str) -> None:
@@ -145,14 +159,15 @@ def _unlink(path: str) -> None:
 
 # ---------------------------------------------------------------------- frames on a socket
 class Frames:
-    """Blocking frame I/O over a socket with its ``pycos.proto.Connection``."""
+    """Blocking frame I/O over a socket with its ``pycos.proto.Connection``: each message of
+    the dialogue is the body of one BATCH frame."""
 
     def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
         self.conn = conn
 
-    def send(self, payload: Any, kind: str = STREAM_KIND) -> None:
-        self.sock.sendall(self.conn.send(Oneway(kind, payload)))
+    def send(self, body: bytes) -> None:
+        self.sock.sendall(self.conn.send_batch(body))
 
     def _event(self) -> Any:
         while True:
@@ -169,19 +184,20 @@ class Frames:
                 self.sock.sendall(out)
             if event is not NEED_DATA:
                 return event
-            self.conn.receive_data(self.sock.recv(_FRAME_READ))
+            data = self.sock.recv(_FRAME_READ)
+            self.conn.receive_data(data)
 
     def handshake(self) -> None:
         self.sock.sendall(self.conn.initiate())
         while not isinstance(self._event_checked(), Established):
             pass
 
-    def expect(self, kind: str = STREAM_KIND) -> Any:
-        """The payload of the next one-way message of ``kind``."""
+    def expect(self) -> bytes:
+        """The body of the next BATCH frame."""
         while True:
             event = self._event_checked()
-            if isinstance(event, Oneway) and event.kind == kind:
-                return event.payload
+            if isinstance(event, Batch):
+                return event.body
             if not isinstance(event, Heartbeat):
                 raise TransferError(f"unexpected {type(event).__name__} message")
 
@@ -204,83 +220,42 @@ def set_timeo(sock: socket.socket, option: int, seconds: float) -> None:
 
 
 # ---------------------------------------------------------------------- the offer
-@dataclass(frozen=True, slots=True)
-class Offer:
-    """What the sender announces: name, directory, size, times, mode and options."""
-
-    name: str
-    dir: str | None
-    size: int
-    mtime_ns: int
-    atime_ns: int
-    mode: int
-    overwrite: bool
-    idle: float
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"name": self.name, "dir": self.dir, "size": self.size,
-                "mtime_ns": self.mtime_ns, "atime_ns": self.atime_ns, "mode": self.mode,
-                "overwrite": self.overwrite, "idle": self.idle}
-
-
-def _int(payload: dict[str, Any], key: str, low: int, high: int) -> int:
-    value = payload.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise TransferError(f"malformed offer: {key} must be an int in {low}..{high}, "
-                            f"got {value!r}")
-    return value
-
-
-def parse_offer(payload: Any) -> Offer:
-    """Check a peer's offer (shape and ranges; the path rules come later).
-
-    Raises:
-        TransferError: the offer is malformed.
-    """
-    if not isinstance(payload, dict):
-        raise TransferError(f"malformed offer: {type(payload).__name__} instead of a dict")
-    name, dir, overwrite, idle = (payload.get(k) for k in ("name", "dir", "overwrite", "idle"))
-    if not isinstance(name, str) or not (dir is None or isinstance(dir, str)):
-        raise TransferError("malformed offer: name must be a str and dir a str or None")
-    if not isinstance(overwrite, bool):
-        raise TransferError("malformed offer: overwrite must be a bool")
-    if idle is None:
-        idle = DEFAULT_IDLE
-    if isinstance(idle, bool) or not isinstance(idle, int | float) or not idle > 0:
-        raise TransferError(f"malformed offer: idle must be a positive number, got {idle!r}")
-    return Offer(name, dir, _int(payload, "size", 0, _MAX_INT64),
-                 _int(payload, "mtime_ns", -_MAX_INT64, _MAX_INT64),
-                 _int(payload, "atime_ns", -_MAX_INT64, _MAX_INT64),
-                 _int(payload, "mode", 0, 0o7777) & 0o777, overwrite,
-                 min(max(float(idle), MIN_IDLE), MAX_IDLE))
-
-
-def _stat_fields(st: os.stat_result) -> dict[str, int]:
-    return {"mode": st.st_mode, "size": st.st_size, "atime_ns": st.st_atime_ns,
-            "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
-
-
-def stat_result(fields: Any) -> os.stat_result:
-    """An ``os.stat_result`` built from the fields a receiver reports of its existing file
-    (mode, size and times; the other fields are 0).
-
-    Raises:
-        TransferError: the fields are malformed.
-    """
+def _umask() -> int:
+    """This process's umask, read without changing it where the system tells (Linux)."""
     try:
-        mode, size = int(fields["mode"]), int(fields["size"])
-        ns = [int(fields[k]) for k in ("atime_ns", "mtime_ns", "ctime_ns")]
-    except (TypeError, KeyError, ValueError):
-        raise TransferError(f"malformed description of the existing file: {fields!r}") from None
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+def received_mode(offered: int) -> int:
+    """The mode a received file gets: the sender's permission bits, never set-uid, set-gid
+    or sticky, and never what this process's umask removes."""
+    return offered & 0o777 & ~_umask()
+
+
+def _stat_fields(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_mode, st.st_size, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def stat_result(fields: tuple[int, int, int, int, int]) -> os.stat_result:
+    """An ``os.stat_result`` built from the fields a receiver reports of its existing file
+    (mode, size, and times in ns; the other fields are 0)."""
+    mode, size = fields[0], fields[1]
+    ns = list(fields[2:5])
     secs = [n // 1_000_000_000 for n in ns]
     extra = {"st_atime": ns[0] / 1e9, "st_mtime": ns[1] / 1e9, "st_ctime": ns[2] / 1e9,
              "st_atime_ns": ns[0], "st_mtime_ns": ns[1], "st_ctime_ns": ns[2]}
     return os.stat_result((mode, 0, 0, 1, 0, 0, size, *secs), extra)
 
 
-def _existing(target: str, offer: Offer) -> tuple[str, Any] | None:
-    """The answer when ``target`` exists already: ("same", None) or ("exists", fields);
-    None when it does not exist, or does and is to be overwritten."""
+def _existing(target: str, offer: Offer) -> Answer | None:
+    """The answer when ``target`` exists already: SAME or EXISTS(stat); None when it does
+    not exist, or does and is to be overwritten."""
     try:
         st = os.lstat(target)
     except FileNotFoundError:
@@ -288,10 +263,11 @@ def _existing(target: str, offer: Offer) -> tuple[str, Any] | None:
     if not stat.S_ISREG(st.st_mode):
         raise PathRefused(f"{offer.name!r} exists there and is not a regular file",
                           f"{target!r}")
-    if (st.st_size == offer.size and stat.S_IMODE(st.st_mode) & 0o777 == offer.mode
+    if (st.st_size == offer.size
+            and stat.S_IMODE(st.st_mode) & 0o777 == received_mode(offer.mode)
             and abs(st.st_mtime_ns - offer.mtime_ns) <= MTIME_SLACK_NS):
-        return ("same", None)
-    return None if offer.overwrite else ("exists", _stat_fields(st))
+        return Answer(AnswerCode.SAME)
+    return None if offer.overwrite else Answer(AnswerCode.EXISTS, _stat_fields(st))
 
 
 # ---------------------------------------------------------------------- receiving
@@ -301,7 +277,10 @@ class _Incoming:
 
     frames: Frames
     who: str
+    source: str = ""
+    idle: float = DEFAULT_IDLE
     offer: Offer | None = None
+    mac: Any = None
     target: str = ""
     temp: str | None = None
     fd: int = -1
@@ -311,25 +290,38 @@ class _Incoming:
     made: str | None = None  # the topmost directory this transfer created
 
 
-def receive(config: Any, sock: socket.socket, conn: Connection, payload: Any,
-            who: str) -> None:
-    """Receive one file (blocking; on the transfer's own thread). ``config`` is the node's
-    ``NodeConfig``; ``sock``/``conn`` the connection the link handed over (after
-    ``incoming_slot`` returned True), ``payload`` the peer's offer, ``who`` its address."""
-    job = _Incoming(Frames(sock, conn), who)
+def receive(node: Any, sock: socket.socket, conn: Connection, payload: bytes, who: str,
+            source: str) -> None:
+    """Receive one file (blocking; on the transfer's own thread). ``node`` gives
+    ``dest_path``, ``max_file_size`` and the time limits; ``sock``/``conn`` are the connection
+    the link handed over (after ``incoming_slot(source)`` reserved a slot), ``payload`` the
+    peer's offer, ``who`` its address for messages."""
+    job = _Incoming(Frames(sock, conn), who, source, node.config.file_idle)
     try:
-        sock.settimeout(config.handshake_timeout)
-        job.offer = parse_offer(payload)
-        sock.settimeout(job.offer.idle)
-        answer = _accept(config, job)
+        sock.settimeout(job.idle)
+        try:
+            job.offer = Offer.decode(payload)
+        except RemoteProtocolError as exc:
+            raise TransferError(str(exc)) from None
+        job.mac = hmac.new(conn.derive_key(KEY_LABEL), digestmod=hashlib.sha256)
+        answer = _accept(node, job)
         if answer is None:
             _receive_bytes(job)
-            trailer = job.frames.expect()
-            if trailer != ("sent", job.offer.size):
-                raise TransferError(f"unexpected trailer {trailer!r}")
+            try:
+                trailer = Trailer.decode(job.frames.expect())
+            except RemoteProtocolError as exc:
+                raise TransferError(str(exc)) from None
+            if trailer.size != job.offer.size:
+                raise TransferError(f"the trailer says {trailer.size} bytes, the offer said "
+                                    f"{job.offer.size}")
+            if not hmac.compare_digest(trailer.digest, job.mac.digest()):
+                node.stats["file_integrity_failures"] = node.stats.get(
+                    "file_integrity_failures", 0) + 1
+                raise TransferError("the content does not match its digest (altered on the "
+                                    "way); the file is discarded")
             answer = _finish(job)
             logger.debug("received %r (%d bytes) from %s", job.target, job.offer.size, who)
-        job.frames.send(answer)
+        job.frames.send(answer.encode())
     except (TransferError, PathRefused, OSError, ValueError, OverflowError) as exc:
         _fail(job, exc)
     except Exception:  # a bug: still one log line, and the partial file goes
@@ -337,18 +329,18 @@ def receive(config: Any, sock: socket.socket, conn: Connection, payload: Any,
     finally:
         _discard(job)
         sock.close()
-        _ACTIVE.leave()
+        _ACTIVE.leave(source)
 
 
-def _accept(config: Any, job: _Incoming) -> tuple[str, Any] | None:
+def _accept(node: Any, job: _Incoming) -> Answer | None:
     """Check the offer against the sandbox and what is there; None: data is to follow
     (the temp file is open and the sender was told to send)."""
     offer = job.offer
     assert offer is not None
-    job.root = root = sandbox_root(config.dest_path, create=True)
+    job.root = root = sandbox_root(node.dest_path, create=True)
     real_dir, job.target = resolve(root, offer.dir, offer.name)
     job.real_dir = real_dir
-    limit = config.max_file_size
+    limit = node.max_file_size
     if limit and offer.size > limit:
         raise PathRefused(f"{offer.name!r} is {offer.size} bytes; this node accepts at most "
                           f"{limit} (max_file_size)")
@@ -360,7 +352,7 @@ def _accept(config: Any, job: _Incoming) -> tuple[str, Any] | None:
     if fs.f_bavail * fs.f_frsize < offer.size:
         raise TransferError(f"not enough free space for {offer.size} bytes")
     _open_temp(job, real_dir)
-    job.frames.send(("send", None))
+    job.frames.send(Answer(AnswerCode.SEND).encode())
     return None
 
 
@@ -381,21 +373,8 @@ def _open_temp(job: _Incoming, real_dir: str) -> None:
 
 
 def _receive_bytes(job: _Incoming) -> None:
-    """Read exactly the announced size into the temp file (never more)."""
-    assert job.offer is not None
-    sock, idle = job.frames.sock, job.offer.idle
-    plain = not isinstance(sock, ssl.SSLSocket)
-    if not (plain and LINUX):
-        _receive_copied(job)
-        return
-    set_timeo(sock, socket.SO_RCVTIMEO, idle)
-    try:
-        if hasattr(os, "splice"):
-            _receive_spliced(job)
-        else:
-            _receive_copied(job)
-    finally:
-        sock.settimeout(idle)
+    """Read exactly the announced size into the temp file (never more), hashing it."""
+    _receive_copied(job)
 
 
 def _received(job: _Incoming, n: int) -> None:
@@ -408,15 +387,16 @@ def _received(job: _Incoming, n: int) -> None:
 
 def _nothing_for(job: _Incoming) -> TransferError:
     assert job.offer is not None
-    return TransferError(f"nothing received for {job.offer.idle:.3g} s after {job.received} "
+    return TransferError(f"nothing received for {job.idle:.3g} s after {job.received} "
                          f"of {job.offer.size} bytes")
 
 
 def _receive_copied(job: _Incoming) -> None:
-    """``recv_into`` one buffer, then ``write`` (TLS, or no ``os.splice``)."""
+    """``recv_into`` one buffer, hash it, ``write`` it."""
     assert job.offer is not None
     sock, fd, size = job.frames.sock, job.fd, job.offer.size
     buf = memoryview(bytearray(min(BUF_SIZE, max(size, 1))))
+    update = job.mac.update
     while job.received < size:
         try:
             n = sock.recv_into(buf, min(len(buf), size - job.received))
@@ -424,67 +404,41 @@ def _receive_copied(job: _Incoming) -> None:
             raise _nothing_for(job) from None
         _received(job, n)
         view = buf[:n]
+        update(view)
         while view:
             view = view[os.write(fd, view):]
 
 
-def _receive_spliced(job: _Incoming) -> None:
-    """Socket to pipe to file with ``os.splice``: the bytes never enter this process (Linux,
-    plain TCP; the blocking socket's SO_RCVTIMEO is the time limit)."""
-    import fcntl  # POSIX only, like this path
-
-    assert job.offer is not None
-    sock, fd, size = job.frames.sock.fileno(), job.fd, job.offer.size
-    r, w = os.pipe()
-    try:
-        try:
-            pipe_size = fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, BUF_SIZE)
-        except OSError:  # above the system's pipe-max-size: keep the default
-            pipe_size = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
-        while job.received < size:
-            try:
-                n = os.splice(sock, w, min(pipe_size, size - job.received))
-            except BlockingIOError:
-                raise _nothing_for(job) from None
-            _received(job, n)
-            while n:  # the pipe is emptied every time, so the next splice never waits on it
-                moved = os.splice(r, fd, n)
-                if not moved:
-                    raise TransferError("the temporary file took no data")
-                n -= moved
-    finally:
-        os.close(r)
-        os.close(w)
-
-
-def _finish(job: _Incoming) -> tuple[str, Any]:
+def _finish(job: _Incoming) -> Answer:
     """Mode, times, close, and rename the temp file into place."""
     offer, temp = job.offer, job.temp
     assert offer is not None and temp is not None
-    os.fchmod(job.fd, offer.mode)
+    os.fchmod(job.fd, received_mode(offer.mode))
     if os.utime in os.supports_fd:
         os.utime(job.fd, ns=(offer.atime_ns, offer.mtime_ns))
     else:
         os.utime(temp, ns=(offer.atime_ns, offer.mtime_ns))
     fd, job.fd = job.fd, -1
     os.close(fd)
+    done = Answer(AnswerCode.DONE)
+    changed = Answer(AnswerCode.REFUSED, reason="the file changed meanwhile")
     if offer.overwrite:
         os.replace(temp, job.target)
-        return ("done", 0)
+        return done
     try:  # never replace a file that appeared meanwhile
         os.link(temp, job.target, follow_symlinks=False)
     except FileExistsError:
         answer = _existing(job.target, offer)
-        return answer if answer is not None else ("refused", "the file changed meanwhile")
+        return answer if answer is not None else changed
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
             raise
         if os.path.lexists(job.target):  # no hard links here: a last look, then rename
-            return _existing(job.target, offer) or ("refused", "the file changed meanwhile")
+            return _existing(job.target, offer) or changed
         os.replace(temp, job.target)
-        return ("done", 0)
+        return done
     _unlink(temp)
-    return ("done", 0)
+    return done
 
 
 def _fail(job: _Incoming, exc: BaseException) -> None:
@@ -499,7 +453,7 @@ def _fail(job: _Incoming, exc: BaseException) -> None:
         f"the receiver failed: {exc.strerror or type(exc).__name__}"
         if isinstance(exc, OSError) else str(exc))
     try:
-        job.frames.send(("refused", reason))
+        job.frames.send(Answer(AnswerCode.REFUSED, reason=reason).encode())
     except (OSError, TransferError, PycosError):
         pass  # the sender is gone or broke the protocol; it will see the connection close
 

@@ -3,8 +3,9 @@
 Owns ``SendJob`` and ``send``: open and ``fstat`` the file (so what is announced is what is
 sent), connect to the receiving node's port, authenticate, offer the file as a ``"file"``
 stream, and after the receiver's go-ahead write exactly the announced size — zero-copy with
-``os.sendfile`` when the connection is not TLS — then the trailer, and read the final answer.
-The dialogue and the reasons for it are described in ``pycos.net._filestream``. Imports the
+``os.sendfile`` when the connection is not TLS, the content hashed from the page cache beside
+it — then the trailer with the digest, and read the final answer. The dialogue is
+``pycos.proto.filedialog``; the receiving end and the reasons are in ``receive``. Imports the
 standard library, ``pycos.errors``, ``pycos.proto`` and its own package.
 
 Invariants: every blocking call has a time limit (``handshake_timeout`` until the offer is made,
@@ -14,25 +15,30 @@ then the transfer's inactivity limit); the file is never read whole into memory;
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import mmap
 import os
 import socket
 import ssl
 import stat
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import PycosError
-from ..proto import Connection, Role
-from ._filestream import (
+from ...errors import PycosError, RemoteProtocolError
+from ...proto import Connection, Role
+from ...proto import batch as wire
+from ...proto.filedialog import KEY_LABEL, Answer, AnswerCode, Offer, Trailer
+from .receive import (
     BUF_SIZE,
     CHUNK,
     LINUX,
     OUTGOING,
     STREAM_KIND,
     Frames,
-    Offer,
     TransferError,
     set_timeo,
     stat_result,
@@ -82,43 +88,43 @@ def _send_fd(job: SendJob, fd: int) -> Any:
     if not stat.S_ISREG(st.st_mode):
         raise TransferError("not a regular file")
     offer = Offer(job.name, job.dir, st.st_size, st.st_mtime_ns, st.st_atime_ns,
-                  stat.S_IMODE(st.st_mode) & 0o777, job.overwrite, job.idle)
+                  stat.S_IMODE(st.st_mode) & 0o777, job.overwrite)
     sock = _connect(job)
     try:
-        frames = Frames(sock, Connection(Role.CLIENT, secret=job.config.secret,
-                                          max_frame_size=job.config.max_frame_size))
+        conn = Connection(Role.CLIENT, secret=job.config.secret,
+                          max_frame_size=job.config.max_frame_size)
+        frames = Frames(sock, conn)
         frames.handshake()
-        frames.expect("_info")  # the receiving link has written all of its own frames
-        frames.send((STREAM_KIND, offer.to_wire()), kind="_stream")
+        frames.expect()  # the receiving node's info: it has written all of its own frames
+        sock.sendall(conn.send_batch(wire.stream(STREAM_KIND, offer.encode())))
         sock.settimeout(job.idle)
-        verdict = _verdict(frames.expect())
-        if verdict != "send":
-            return verdict
-        _send_bytes(job, sock, fd, offer.size)
-        frames.send(("sent", offer.size))
-        result = _verdict(frames.expect())
-        if result != 0:
-            raise TransferError(f"unexpected answer {result!r}")
+        answer = _answer(frames.expect())
+        if answer.code is AnswerCode.SAME:
+            return 1
+        if answer.code is AnswerCode.EXISTS:
+            assert answer.stat is not None
+            return stat_result(answer.stat)
+        if answer.code is not AnswerCode.SEND:
+            raise TransferError(f"unexpected answer {answer.code.name}")
+        mac = hmac.new(conn.derive_key(KEY_LABEL), digestmod=hashlib.sha256)
+        _send_bytes(job, sock, fd, offer.size, mac)
+        frames.send(Trailer(offer.size, mac.digest()).encode())
+        answer = _answer(frames.expect())
+        if answer.code is not AnswerCode.DONE:
+            raise TransferError(f"unexpected answer {answer.code.name}")
         return 0
     finally:
         sock.close()
 
 
-def _verdict(answer: Any) -> Any:
-    if not (isinstance(answer, tuple) and len(answer) == 2):
-        raise TransferError(f"malformed answer {answer!r}")
-    what, value = answer
-    if what == "send":
-        return "send"
-    if what == "same":
-        return 1
-    if what == "exists":
-        return stat_result(value)
-    if what == "done" and value == 0:
-        return 0
-    if what == "refused":
-        raise TransferError(f"the receiver refused it: {value}")
-    raise TransferError(f"malformed answer {answer!r}")
+def _answer(body: bytes) -> Answer:
+    try:
+        answer = Answer.decode(body)
+    except RemoteProtocolError as exc:
+        raise TransferError(str(exc)) from None
+    if answer.code is AnswerCode.REFUSED:
+        raise TransferError(f"the receiver refused it: {answer.reason}")
+    return answer
 
 
 def _connect(job: SendJob) -> socket.socket:
@@ -138,36 +144,82 @@ def _connect(job: SendJob) -> socket.socket:
     return sock
 
 
-def _send_bytes(job: SendJob, sock: socket.socket, fd: int, size: int) -> None:
+def _send_bytes(job: SendJob, sock: socket.socket, fd: int, size: int, mac: Any) -> None:
     job.report(0, size)
-    if isinstance(sock, ssl.SSLSocket) or not hasattr(os, "sendfile"):
-        _send_copied(job, sock, fd, size)
+    if isinstance(sock, ssl.SSLSocket) or not hasattr(os, "sendfile") or size == 0:
+        _send_copied(job, sock, fd, size, mac)
         return
     if LINUX:
         set_timeo(sock, socket.SO_SNDTIMEO, job.idle)
     try:
-        _send_zero_copy(job, sock, fd, size)
+        _send_zero_copy(job, sock, fd, size, mac)
     finally:
         sock.settimeout(job.idle)  # the answer that follows is waited for with a limit too
 
 
-def _send_zero_copy(job: SendJob, sock: socket.socket, fd: int, size: int) -> None:
+def _send_zero_copy(job: SendJob, sock: socket.socket, fd: int, size: int, mac: Any) -> None:
+    """``os.sendfile`` chunk by chunk; each chunk is hashed from a map of that part of the file
+    by a second thread while the next one is sent (hashing releases the interpreter lock), so
+    the digest costs little time and memory. The digest is of the bytes read from the file: if
+    it changes while being sent, the receiver's digest differs and it refuses the file."""
+    hashed = threading.Semaphore(0)
+    todo: list[tuple[int, int]] = []
+    lock = threading.Lock()
+    failure: list[BaseException] = []
+
+    def hash_chunks() -> None:
+        while True:
+            hashed.acquire()
+            with lock:
+                item = todo.pop(0)
+            if item[1] < 0:
+                return
+            try:
+                _hash_range(mac, fd, item[0], item[1])
+            except BaseException as exc:  # noqa: BLE001 - reported by the sender
+                failure.append(exc)
+                return
+
+    hasher = threading.Thread(target=hash_chunks, name="pycos-file-hash", daemon=True)
+    hasher.start()
     sent = 0
-    while sent < size:
-        if job.cancelled():
-            raise TransferError("abandoned: the waiting task stopped waiting")
+    try:
+        while sent < size:
+            if job.cancelled():
+                raise TransferError("abandoned: the waiting task stopped waiting")
+            try:
+                n = os.sendfile(sock.fileno(), fd, sent, min(CHUNK, size - sent))
+            except (BlockingIOError, TimeoutError):
+                raise TransferError(f"the receiver took nothing for {job.idle:.3g} s") from None
+            if not n:
+                raise TransferError(f"the file shrank to {sent} bytes while being sent")
+            with lock:
+                todo.append((sent, n))
+            hashed.release()
+            sent += n
+            job.report(sent, size)
+    finally:
+        with lock:
+            todo.append((0, -1))
+        hashed.release()
+        hasher.join()
+    if failure:
+        raise TransferError(f"cannot read the file to hash it: {failure[0]}")
+
+
+def _hash_range(mac: Any, fd: int, start: int, n: int) -> None:
+    """Hash ``n`` bytes of the file at ``start`` through a map of just that range."""
+    base = start - start % mmap.ALLOCATIONGRANULARITY
+    with mmap.mmap(fd, start + n - base, prot=mmap.PROT_READ, offset=base) as mapped:
+        view = memoryview(mapped)
         try:
-            n = os.sendfile(sock.fileno(), fd, sent, min(CHUNK, size - sent))
-        except (BlockingIOError, TimeoutError):
-            raise TransferError(f"the receiver took nothing for {job.idle:.3g} s") from None
-        if not n:
-            raise TransferError(f"the file shrank to {sent} bytes while being sent")
-        sent += n
-        job.report(sent, size)
+            mac.update(view[start - base:])
+        finally:
+            view.release()
 
 
-def _send_copied(job: SendJob, sock: socket.socket, fd: int, size: int) -> None:
-    """Read and send through a buffer (TLS, or no ``os.sendfile``)."""
+def _send_copied(job: SendJob, sock: socket.socket, fd: int, size: int, mac: Any) -> None:
+    """Read, hash and send through a buffer (TLS, or no ``os.sendfile``)."""
     buf = memoryview(bytearray(min(BUF_SIZE, max(size, 1))))
     sent = 0
     while sent < size:
@@ -177,6 +229,7 @@ def _send_copied(job: SendJob, sock: socket.socket, fd: int, size: int) -> None:
         n = os.preadv(fd, [want], sent) if hasattr(os, "preadv") else _pread_into(fd, want, sent)
         if not n:
             raise TransferError(f"the file shrank to {sent} bytes while being sent")
+        mac.update(buf[:n])
         try:
             sock.sendall(buf[:n])
         except TimeoutError:

@@ -1,235 +1,216 @@
-"""The host side of remote operations: what a node does with the records peers send it.
+"""The host side of remote operations: the requests a node answers for its peers.
 
-Owns ``dispatch`` (every record kind but the plain message send, which the router runs
-inline, and DELIVER, which the router acknowledges on the service thread), ``Call`` (a request
-being answered) and the host operations of tasks and channels (``locate``, ``monitor``,
-``finish``, ``csub``, ``cunsub``, ``cdeliver``); RCI adds its own
-(``pycos.net.rci``). Runs on the main scheduler only. Imports the standard library,
-``pycos.core``, ``pycos.errors`` and ``_records``. Private to ``pycos.net``.
+Owns one small handler per request kind of tasks, channels and nodes (``_locate``,
+``_monitor``, ``_finish``, ``_channel``, ``_cdeliver``, ``_control``, ``_ended``, ``ping``,
+``node_info``), ``install`` (registers them in a node's table) and ``Search`` (``locate``
+without a location: every peer asked at once). All run on the node's scheduler thread. Imports
+the standard library, ``pycos.core``, ``pycos.errors`` and its own package.
 
 Every argument comes from an authenticated peer but is still checked; a request with a wrong
-shape is answered with a failure, never acted on.
+shape is refused with ``RequestError`` (the caller gets ``RemoteRequestFailed``), never acted
+on. What a peer can make this node keep on its behalf is bounded (``router.PER_PEER``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Generator
 from typing import Any
 
-from ..core.task import Task
-from ..errors import PycosError, SerializationError
-from . import _records as rec
+from ...core import lowlevel
+from ...core.status import MonitorStatus
+from ...core.task import Task
+from ...errors import PeerLost
+from ..pending import Pending
+from ..requests import DEFER, RequestContext, RequestError
+from .refs import RemoteChannel, RemoteTask
+from .router import Router
 
-__all__ = ["dispatch", "Call", "BadRequest"]
+__all__ = ["install", "Search"]
 
 logger = logging.getLogger("pycos.net.router")
+_KINDS = ("task", "channel", "rci")
 
 
-class BadRequest(PycosError):
-    """A host operation refuses a request; the caller's request fails with this message."""
+def _router(ctx: RequestContext) -> Router:
+    return ctx.node.router  # type: ignore[no-any-return]
 
 
-class Call:
-    """A request being answered: ``reply(value)`` or ``fail(exc)``, once, from any thread."""
-
-    __slots__ = ("outlet", "reqid", "_answered")
-
-    def __init__(self, outlet: rec.Outlet, reqid: int) -> None:
-        self.outlet = outlet
-        self.reqid = reqid
-        self._answered = False
-
-    @property
-    def inc(self) -> bytes:
-        """Incarnation of the node that asked."""
-        return self.outlet.inc
-
-    def reply(self, value: Any) -> None:
-        """Answer with ``value``; one that cannot be pickled is answered as a failure."""
-        if self._answered:
-            return
-        self._answered = True
-        try:
-            record = rec.encode(rec.REPLY, self.reqid, 0, value)
-        except SerializationError as exc:
-            logger.warning("the answer to a request from %s cannot be sent: %s",
-                           self.outlet.name, exc)
-            record = rec.encode(rec.FAIL, self.reqid, 0, SerializationError(str(exc)))
-        _put(self.outlet, record)
-
-    def fail(self, exc: BaseException) -> None:
-        """Answer with a failure (the exception, or its text if it cannot be pickled)."""
-        if self._answered:
-            return
-        self._answered = True
-        try:
-            record = rec.encode(rec.FAIL, self.reqid, 0, exc)
-        except SerializationError:
-            record = rec.encode(rec.FAIL, self.reqid, 0, BadRequest(f"{type(exc).__name__}: "
-                                                                    f"{exc}"))
-        _put(self.outlet, record)
+def _tid(value: Any) -> int:
+    if type(value) is not int or value <= 0:
+        raise RequestError("malformed task id")
+    return value
 
 
-def _put(out: rec.Outlet, record: bytes) -> None:
-    try:
-        out.put(record)
-    except SerializationError as exc:
-        out.put(rec.encode(rec.FAIL, rec.HEADER.unpack_from(record)[2], 0, BadRequest(str(exc))))
+def _own(ctx: RequestContext, ref: Any) -> bool:
+    """True when ``ref`` is a task or channel of the requesting peer (or a local one): the
+    only ones a peer may have this node send to (never an address of its choosing)."""
+    if isinstance(ref, RemoteTask | RemoteChannel):
+        return bool(ref._inc == ctx.peer.incarnation)
+    return isinstance(ref, Task) or callable(getattr(ref, "_add", None))
 
 
-def dispatch(router: Any, out: rec.Outlet, op: int, a: int, b: int, value: Any,
-             error: Any) -> None:
-    """Act on one record from the peer behind ``out`` (main scheduler)."""
-    if op == rec.REPLY:
-        if error is None:
-            out.answer(a, rec.OK, value)
-        else:
-            out.answer(a, rec.FAILED, error)
-    elif op == rec.FAIL:
-        out.answer(a, rec.FAILED, error if error is not None else value)
-    elif op == rec.REQUEST:
-        _request(router, out, a, value, error)
-    elif error is not None:
-        what = {rec.SEND: "message to task", rec.CSEND: "message to channel",
-                rec.ENDED: "end of task"}.get(op, "operation on task")
-        logger.warning("%s %d from %s dropped: %s", what, a, out.name, error)
-    elif op == rec.SEND:
-        _send(router, out, a, b, value)
-    elif op == rec.ENDED:
-        status = router._open_status(value, out)
-        if status is not None:
-            router.remote_ended(out, a, status)
-    elif op == rec.CSEND:
-        chan = router.chans.get(a)
-        if chan is None or chan.send(value) != 0:
-            logger.debug("message from %s to channel %d dropped: it is closed", out.name, a)
-    else:
-        _control(router, out, op, a, value)
+def _locate(ctx: RequestContext, payload: Any) -> Any:
+    if not (isinstance(payload, tuple) and len(payload) == 2 and payload[0] in _KINDS
+            and isinstance(payload[1], str)):
+        raise RequestError("malformed locate")
+    return lowlevel.lookup_name(ctx.node.sched, payload[0], payload[1])
 
 
-def _send(router: Any, out: rec.Outlet, tid: int, b: int, value: Any) -> None:
+def _monitor(ctx: RequestContext, payload: Any) -> int:
+    if not (isinstance(payload, tuple) and len(payload) == 2):
+        raise RequestError("malformed monitor")
+    router = _router(ctx)
+    tid, monitor = _tid(payload[0]), payload[1]
     task = router.tasks.get(tid)
-    if b:
-        value = router._open_status(value, out)
-        if value is None:
-            return
-        if task is not None:
-            router.status_seen(out, task, value)
-    if task is None or task.send(value) != 0:
-        logger.debug("message from %s to task %d dropped: it has ended", out.name, tid)
-
-
-def _control(router: Any, out: rec.Outlet, op: int, tid: int, value: Any) -> None:
-    task = router.tasks.get(tid)
-    if task is None:
-        logger.debug("operation %d from %s on task %d ignored: it has ended", op, out.name, tid)
-    elif op == rec.TERMINATE:
-        task.terminate()
-    elif op == rec.THROW:
-        if isinstance(value, BaseException):
-            task.throw(value)
-        else:
-            logger.warning("throw from %s with a non-exception %r ignored", out.name, value)
-    elif op == rec.RESUME:
-        task.resume(value)
-
-
-def _request(router: Any, out: rec.Outlet, reqid: int, value: Any, error: Any) -> None:
-    call = Call(out, reqid)
-    if error is not None:
-        logger.warning("request from %s refused: %s", out.name, error)
-        call.fail(error)
-        return
-    if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
-            and isinstance(value[1], tuple)):
-        call.fail(BadRequest("malformed request"))
-        return
-    name, args = value
-    fn = rec.HOST_OPS.get(name)
-    if fn is None:
-        call.fail(BadRequest(f"this node has no remote operation {name!r}"))
-        return
-    try:
-        result = fn(router, call, *args)
-    except (BadRequest, TypeError, ValueError) as exc:
-        call.fail(BadRequest(f"{name}: {exc}"))
-        return
-    except Exception as exc:  # noqa: BLE001 - answered, and logged here
-        logger.exception("remote operation %r from %s failed", name, out.name)
-        call.fail(BadRequest(f"{name} failed on {router.location!r}: {exc!r}"))
-        return
-    if result is not rec.DEFER:
-        call.reply(result)
-
-
-# ---------------------------------------------------------------------- tasks
-@rec.host_op("locate")
-def _locate(router: Any, call: Call, kind: Any, name: Any) -> Any:
-    if kind not in ("task", "channel", "rci") or not isinstance(name, str):
-        raise BadRequest(f"cannot locate a {kind!r} named {name!r}")
-    return router.node._lookup(kind, name)
-
-
-@rec.host_op("monitor")
-def _monitor(router: Any, call: Call, tid: Any, monitor: Any) -> int:
-    task = router.tasks.get(tid)
-    if task is None or not isinstance(monitor, Task):
+    if task is None or not isinstance(monitor, RemoteTask) or not _own(ctx, monitor):
         return -1
-    return int(task.notify(monitor))
+    if not router.room_for(ctx.peer.incarnation):
+        raise RequestError("too many monitors and waiters for this peer")
+    rc = int(task.notify(monitor))
+    if rc == 0:
+        router.peer_state(ctx.peer.incarnation).remote_monitors.append((task, monitor))
+    return rc
 
 
-@rec.host_op("finish")
-def _finish(router: Any, call: Call, tid: Any) -> Any:
+def _finish(ctx: RequestContext, payload: Any) -> Any:
+    router = _router(ctx)
+    tid = _tid(payload)
     task = router.tasks.get(tid)
     if task is None:
         return router.ended.get(tid)
-    if task._gen is None:
-        return task._value
-    router.finish_calls.setdefault(tid, []).append(call)
-    return rec.DEFER
+    if not lowlevel.is_alive(task):
+        return lowlevel.task_result(task)
+    if not router.room_for(ctx.peer.incarnation):
+        raise RequestError("too many monitors and waiters for this peer")
+    router.peer_state(ctx.peer.incarnation).finish_calls.setdefault(tid, []).append(ctx)
+    return DEFER
 
 
-# ---------------------------------------------------------------------- channels
-def _channel(router: Any, cid: Any) -> Any:
-    chan = router.chans.get(cid)
+def _channel(ctx: RequestContext, payload: Any) -> int:
+    if not (isinstance(payload, tuple) and len(payload) == 3
+            and payload[0] in ("subscribe", "unsubscribe")):
+        raise RequestError("malformed channel operation")
+    op, cid, subscriber = payload
+    chan = _router(ctx).chans.get(_tid(cid))
     if chan is None or chan._closed:
-        return None
-    return chan
-
-
-@rec.host_op("csub")
-def _subscribe(router: Any, call: Call, cid: Any, subscriber: Any) -> int:
-    chan = _channel(router, cid)
-    if chan is None or not callable(getattr(subscriber, "send", None)):
+        return -1
+    if op == "unsubscribe":
+        return int(chan._remove(subscriber))
+    if not callable(getattr(subscriber, "send", None)) or not _own(ctx, subscriber):
+        logger.info("a subscription from %s for %r refused: a peer may subscribe only its own "
+                    "tasks and channels", ctx.peer.name, chan)
         return -1
     return int(chan._add(subscriber))
 
 
-@rec.host_op("cunsub")
-def _unsubscribe(router: Any, call: Call, cid: Any, subscriber: Any) -> int:
-    chan = _channel(router, cid)
-    if chan is None:
-        return -1
-    return int(chan._remove(subscriber))
-
-
-@rec.host_op("cdeliver")
-def _channel_deliver(router: Any, call: Call, cid: Any, message: Any, timeout: Any,
-                     n: Any) -> Any:
-    chan = _channel(router, cid)
-    if chan is None:
+def _cdeliver(ctx: RequestContext, payload: Any) -> Any:
+    if not (isinstance(payload, tuple) and len(payload) == 4):
+        raise RequestError("malformed channel deliver")
+    cid, message, timeout, n = payload
+    chan = _router(ctx).chans.get(_tid(cid))
+    if chan is None or chan._closed:
         return 0
-    gen = chan.deliver(message, timeout, n)  # checks timeout and n (TypeError / ValueError)
+    try:
+        gen = chan.deliver(message, timeout, n)
+    except (TypeError, ValueError) as exc:
+        raise RequestError(str(exc)) from None
 
     def deliver(task: Any = None) -> Any:
-        task.set_daemon()
         try:
             count = yield gen
         except Exception:  # noqa: BLE001 - the caller gets 0; the reason is logged
-            logger.exception("deliver on %r for %s failed", chan, call.outlet.name)
+            logger.exception("deliver on %r for %s failed", chan, ctx.peer.name)
             count = 0
-        call.reply(count)
+        ctx.reply(count)
 
-    Task(deliver)
-    return rec.DEFER
+    lowlevel.spawn_daemon(deliver)
+    return DEFER
 
+
+def _control(ctx: RequestContext, payload: Any) -> None:
+    if not (isinstance(payload, tuple) and len(payload) == 3
+            and payload[0] in ("terminate", "throw", "resume")):
+        raise RequestError("malformed task control")
+    op, tid, value = payload
+    task = _router(ctx).tasks.get(_tid(tid))
+    if task is None:
+        return
+    if op == "terminate":
+        task.terminate()
+    elif op == "throw":
+        if isinstance(value, BaseException):
+            task.throw(value)
+    else:
+        task.resume(value)
+
+
+def _ended(ctx: RequestContext, payload: Any) -> None:
+    if not (isinstance(payload, tuple) and len(payload) == 2
+            and isinstance(payload[1], MonitorStatus)):
+        raise RequestError("malformed end of task")
+    _router(ctx).remote_ended(ctx.peer.incarnation, _tid(payload[0]), payload[1])
+
+
+def _ping(ctx: RequestContext, payload: Any) -> Any:
+    return payload
+
+
+def _node_info(ctx: RequestContext, payload: Any) -> Any:
+    if payload is not None:
+        raise RequestError("node_info takes no payload")
+    return ctx.node.describe()
+
+
+def install(node: Any) -> None:
+    """Register the requests of tasks, channels and nodes in ``node``'s table."""
+    serve = node.handlers.serve
+    for kind, fn in (("_locate", _locate), ("_monitor", _monitor), ("_finish", _finish),
+                     ("_channel", _channel), ("_cdeliver", _cdeliver), ("_control", _control),
+                     ("_ended", _ended)):
+        serve(kind, fn, "main", reserved_ok=True)
+    serve("ping", _ping, "main")
+    serve("node_info", _node_info, "main")
+
+
+class Search:
+    """``locate`` without a location: ask every peer (and every peer that comes online while
+    waiting); the first positive answer wins; None when all asked said no, or at timeout."""
+
+    def __init__(self, router: Router, kind: str, name: str, timeout: float) -> None:
+        self.router = router
+        self.payload = (kind, name)
+        self.done = Pending(timeout, None)
+        self.asked: set[bytes] = set()
+        self.answered = 0
+
+    def run(self) -> Generator[Any, Any, Any]:
+        router = self.router
+        router.searches.add(self)
+        try:
+            for peer in list(router.node.peers.by_inc.values()):
+                self.ask(peer.link)
+            return (yield self.done)
+        finally:
+            router.searches.discard(self)
+
+    def ask(self, link: Any) -> None:
+        """Ask the peer behind ``link`` (now, or when it comes online during the search)."""
+        inc = link.peer_incarnation
+        if self.done.done or inc in self.asked:
+            return
+        self.asked.add(inc)
+        pending = Pending()
+        pending.add_callback(self._answer)
+        link.request("_locate", self.payload, pending)
+
+    def _answer(self, pending: Pending) -> None:
+        self.answered += 1
+        try:
+            value = pending.result()
+        except (PeerLost, Exception):  # noqa: BLE001 - a failed answer counts as "no"
+            value = None
+        if value is not None:
+            self.done.resolve(value)
+        elif self.answered >= len(self.asked):
+            self.done.resolve(None)

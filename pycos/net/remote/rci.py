@@ -3,8 +3,8 @@
 Owns ``RCI`` (a generator function registered under a name, so that other nodes may run it as
 a task here), its reference ``RemoteRCI`` and the host operation that runs it. Only registered
 functions can be run from another node: the request names the function, never carries it.
-Imports the standard library, ``pycos.core``, ``pycos.errors``, ``pycos.proto.serialize`` and
-its own package.
+Imports the standard library, ``pycos.core``, ``pycos.errors``, ``pycos.proto`` and its own
+package.
 
 Invariants: an RCI call on the calling node returns a ``RemoteTask`` whose end is pushed back
 by the serving node (over the same connection as the call's answer, and registered before that
@@ -20,20 +20,58 @@ import logging
 from collections.abc import Callable, Generator
 from typing import Any
 
-from ..core.scheduler import Pycos, _check_timeout
-from ..core.status import MonitorStatus
-from ..core.task import Task, _locate
-from ..errors import SerializationError
-from ..proto.serialize import wire_type
-from . import _hostops
-from . import _records as rec
-from .location import Location
-from .refs import EndSlot, RemoteTask, check_ref, location_of
+from ...core import lowlevel
+from ...core.status import MonitorStatus
+from ...core.task import Task, _locate
+from ...errors import SerializationError
+from ...proto import _w
+from ...proto.wiretypes import decode_context, register
+from ..hub import Hub
+from ..location import Location, location_from_address
+from ..pending import Pending
+from ..requests import RequestContext, RequestError
+from .refs import RemoteTask, check_ref, node_of
 
-__all__ = ["RCI", "RPS", "RTI", "RemoteRCI"]
+__all__ = ["RCI", "RPS", "RTI", "RemoteRCI", "EndSlot", "RCIREF", "install"]
 
 logger = logging.getLogger("pycos.net.rci")
 _MISSING = object()
+RCIREF = 56
+
+
+class EndSlot:
+    """Where the end of a task started by an RCI call is recorded on the calling node: its
+    result once known, and the tasks waiting for it (``finish``). Scheduler thread."""
+
+    __slots__ = ("done", "value", "_waiters")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.value: Any = None
+        self._waiters: list[Pending] = []
+
+    def set(self, value: Any) -> None:
+        """Record the result (once) and wake the waiters."""
+        if self.done:
+            return
+        self.done, self.value = True, value
+        waiters, self._waiters = self._waiters, []
+        for pending in waiters:
+            pending.resolve(value)
+
+    def wait(self, timeout: float | None) -> Pending:
+        """A trap giving the result, or None after ``timeout`` seconds."""
+        pending = Pending(timeout, None)
+        if not self.done:
+            self._waiters.append(pending)
+        else:
+            pending.resolve(self.value)
+        return pending
+
+
+def _default_node() -> Any:
+    sched = lowlevel.running_scheduler()
+    return None if sched is None else Hub.of(sched).current()
 
 
 class RCI:
@@ -73,12 +111,12 @@ class RCI:
         return f"<RCI {self._name!r}>"
 
     def __reduce__(self) -> Any:
-        router = rec.current()
-        if router is None:
+        node = _default_node()
+        if node is None:
             raise TypeError(f"{self!r} can be sent to other nodes only from a running node "
                             "(pycos.netpycos)")
-        loc = router.location
-        return (RemoteRCI, (self._name, router.inc, loc.addr, loc.port))
+        loc = node.location
+        return (_w.o, (RCIREF, self._name, node.incarnation, loc.addr, loc.port))
 
     @property
     def name(self) -> str:
@@ -88,8 +126,8 @@ class RCI:
     @property
     def location(self) -> Location | None:
         """Location of the node it runs on; None when not networked."""
-        sched = Pycos.scheduler()
-        return None if sched is None else sched.location
+        node = _default_node()
+        return None if node is None else node.location
 
     # ------------------------------------------------------------ names
     def register(self) -> int:
@@ -97,12 +135,12 @@ class RCI:
         taken (or the RCI is closed)."""
         if self._closed:
             return -1
-        return Pycos.instance()._register("rci", self._name, self)
+        return lowlevel.register_name(lowlevel.current_scheduler(), "rci", self._name, self)
 
     def unregister(self) -> int:
         """Plain call: stop other nodes from locating it. Returns 0, or -1 if it was not
         registered."""
-        return Pycos.instance()._unregister("rci", self._name, self)
+        return lowlevel.unregister_name(lowlevel.current_scheduler(), "rci", self._name, self)
 
     @staticmethod
     def locate(name: str, location: Location | None = None,
@@ -111,9 +149,9 @@ class RCI:
 
         The RCI registered as ``name``: this node first, then the node at ``location`` (or
         every peer, asked at once). None if not found within ``timeout`` (default
-        ``pycos.net.router.MSG_TIMEOUT`` seconds).
+        ``pycos.net.remote.router.MSG_TIMEOUT`` seconds).
         """
-        _check_timeout(timeout)
+        lowlevel.check_timeout(timeout)
         return _locate("rci", name, location, timeout)
 
     # ------------------------------------------------------------ use
@@ -177,40 +215,40 @@ class RCI:
                 self._monitors.remove(monitor)
 
 
-@wire_type
 class RemoteRCI(RCI):
     """A reference to an RCI registered on another node (``isinstance(r, RCI)`` holds)."""
 
-    __slots__ = ("_inc", "_loc")
+    __slots__ = ("_inc", "_loc", "_node")
 
     _inc: bytes
     _loc: Location
+    _node: Any
 
-    def __new__(cls, name: str, inc: bytes, addr: str, port: int) -> Any:
-        router = rec.current()
-        if router is not None and inc == router.inc:
-            local = router.node._lookup("rci", name)
-            if local is not None:
-                return local
-        check_ref(name, 1, inc)
-        self = object.__new__(cls)
+    def __new__(cls, *args: Any) -> Any:
+        raise TypeError("RCI references come from RCI.locate and messages; they are not made "
+                        "by hand")
+
+    @classmethod
+    def _make(cls, name: str, inc: bytes, loc: Location, node: Any) -> RemoteRCI:
+        self: RemoteRCI = object.__new__(cls)
         self._name = name
         self._inc = inc
-        self._loc = location_of(addr, port)
+        self._loc = loc
+        self._node = node
         self._fn = None
         self._monitors = []
         self._closed = False
         return self
 
     def __init__(self, *args: Any) -> None:
-        """Nothing to do: ``__new__`` made the reference."""
+        """Nothing to do: references are made by ``_make``."""
 
     def __reduce__(self) -> Any:
-        return (RemoteRCI, (self._name, self._inc, self._loc.addr, self._loc.port))
+        return (_w.o, (RCIREF, self._name, self._inc, self._loc.addr, self._loc.port))
 
     def __eq__(self, other: object) -> bool:
         return (type(other) is RemoteRCI and self._name == other._name
-                and self._inc == other._inc and self._loc == other._loc)
+                and self._inc == other._inc)
 
     def __hash__(self) -> int:
         return hash((self._name, self._inc))
@@ -236,69 +274,91 @@ class RemoteRCI(RCI):
         running are terminated."""
         if self._closed:
             return -1
-        router = rec.current()
-        if router is not None:
-            with router.lock:
-                mine = [ref for ref, handle in router.tracked.values() if handle is self]
+        node = node_of(self)
+        if node is not None:
+            st = node.router.state.get(self._inc)
+            mine = [ref for ref, handle in (st.tracked.values() if st else ())
+                    if handle is self]
             for ref in mine:
                 ref.terminate()
         return super().close()
 
     def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Generator[Any, Any, Any]:
-        router = rec.current()
-        if self._closed or router is None:
+        node = node_of(self)
+        if self._closed or node is None:
             return None
-        out = router.outlets.get(self._inc) or router.outlet_for(self._inc, self._loc)
-        if out is None:
+        router = node.router
+        try:
+            value = yield from router.request(self, "_rci", (self._name, args, kwargs),
+                                              _MSG_TIMEOUT)
+        except SerializationError:
+            raise
+        except TimeoutError as exc:
+            logger.warning("%r: %s", self, exc)
             return None
-
-        def answered(outcome: Any, value: Any) -> Any:
-            if outcome is rec.OK and type(value) is RemoteTask:
-                _track(router, value, self)
-            return outcome, value
-
-        outcome, value = yield from router.call(out, "rci", (self._name, args, kwargs),
-                                                rec.MSG_TIMEOUT, answered)
-        if outcome is rec.OK:
-            if value is None:
-                logger.warning("%r: not registered there (any more)", self)
-            return value if isinstance(value, Task) else None
-        if outcome is rec.FAILED:
-            if isinstance(value, SerializationError):
-                raise value
-            logger.warning("%r: the task could not be started: %s", self, value)
-        elif outcome is rec.LOST:
-            logger.warning("%r: %s", self, value)
-        return None
+        except Exception as exc:  # noqa: BLE001 - None, with the reason logged
+            logger.warning("%r: the task could not be started: %s", self, exc)
+            return None
+        if value is None:
+            logger.warning("%r: not registered there (any more)", self)
+            return None
+        if type(value) is RemoteTask:
+            _track(router, value, self)
+        return value if isinstance(value, Task) else None
 
 
 def _track(router: Any, ref: RemoteTask, handle: RemoteRCI) -> None:
-    """Main scheduler, as the call's answer is acted on: record the task's end when told."""
+    """As the call's answer is acted on: record the task's end when told."""
     ref._end = EndSlot()
-    key = (ref._inc, ref._tid)
-    with router.lock:
-        early = router.results.get(key, _MISSING)
-        if early is _MISSING:
-            router.tracked[key] = (ref, handle)
-    if early is not _MISSING:
+    early = router.results.get((ref._inc, ref._tid), _MISSING)
+    if early is _MISSING:
+        router.peer_state(ref._inc).tracked[ref._tid] = (ref, handle)
+    else:
         ref._end.set(early)
 
 
-@rec.host_op("rci")
-def _run(router: Any, call: _hostops.Call, name: Any, args: Any, kwargs: Any) -> Any:
+def _run(ctx: RequestContext, payload: Any) -> Any:
     """Start a registered RCI's function as a task for the node that asked."""
+    if not (isinstance(payload, tuple) and len(payload) == 3):
+        raise RequestError("malformed RCI call")
+    name, args, kwargs = payload
     if not (isinstance(name, str) and isinstance(args, tuple) and isinstance(kwargs, dict)
             and all(isinstance(k, str) for k in kwargs)):
-        raise _hostops.BadRequest("malformed RCI call")
-    rci = router.node._lookup("rci", name)
+        raise RequestError("malformed RCI call")
+    node = ctx.node
+    rci = lowlevel.lookup_name(node.sched, "rci", name)
     if rci is None or rci._closed or rci._fn is None:
         return None
+    router = node.router
+    if not router.room_for(ctx.peer.incarnation):
+        raise RequestError("too many tasks of this peer are being watched here")
     task = Task(rci._fn, *args, **kwargs)
     tid = router.export_task(task)
-    router.watchers.setdefault(tid, set()).add(call.inc)
+    router.peer_state(ctx.peer.incarnation).watching.add(tid)
     rci._started(task)
     return task
 
+
+def install(node: Any) -> None:
+    """Serve RCI calls on ``node``."""
+    node.handlers.serve("_rci", _run, "main", reserved_ok=True)
+
+
+def _build_rci(name: Any, inc: Any, addr: Any, port: Any) -> RCI:
+    check_ref(name, 1, inc)
+    node = decode_context()
+    if node is not None:
+        home = node.hub.by_incarnation(inc)
+        if home is not None:
+            local = lowlevel.lookup_name(home.sched, "rci", name)
+            if local is not None:
+                return local  # type: ignore[no-any-return]
+            node = home
+    return RemoteRCI._make(name, inc, location_from_address(addr, port), node)
+
+
+register(RCIREF, RemoteRCI, lambda r: (r._name, r._inc, r._loc.addr, r._loc.port), _build_rci)
+_MSG_TIMEOUT = 10.0
 
 #: pycos's names.
 RPS = RCI

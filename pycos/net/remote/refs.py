@@ -1,59 +1,39 @@
 """References to tasks and channels of other nodes: ``RemoteTask`` and ``RemoteChannel``.
 
-Owns the two reference classes. A local task or channel that is pickled (in a message, a reply,
-a ``MonitorStatus``) travels as one of these; unpickled on its own node it becomes the local
-object again. Imports the standard library, ``pycos.core``, ``pycos.channel``, ``pycos.errors``,
-``pycos.proto.serialize`` and its own package; the operations themselves are the router's
-(``pycos.net.router``), reached through ``_records.current()``.
+Owns the two reference classes and how they travel. A local task or channel inside a message
+leaves as a reference (``o(TASKREF, name, id, incarnation, addr, port)``); a reference that
+comes back to the node that owns the task or channel is decoded as that very local object, so
+it compares equal and hashes alike (SPEC §4). Imports the standard library, ``pycos.core``,
+``pycos.channel``, ``pycos.errors``, ``pycos.proto`` and its own package; the operations are
+the router's (``pycos.net.remote.router``) of the node the reference was received on (or the
+scheduler's default node).
 
-Invariants: a reference is an immutable value: equal and hashed by (location, id,
-incarnation), so it can key dicts and channel subscriber lists. It names one task of one
-*incarnation* of a node: once that node is lost or restarted, the reference never reaches
-another task. Building one (``__new__``, also what the restricted unpickler calls) checks every
-field and has no side effect.
+Invariants: a reference is equal to and hashed like another of the same (incarnation, id); it
+names one task of one *incarnation* of a node, so once that node is lost or restarted it never
+reaches another task. Building one checks every field and never looks up a name (the address
+must be an IP literal).
 """
 
 from __future__ import annotations
 
-import pickle
-import threading
 from collections.abc import Generator
 from typing import Any
 
-from ..channel import Channel
-from ..core.scheduler import Pycos, _check_timeout
-from ..core.status import MonitorStatus
-from ..core.task import Task, _exception_from
-from ..errors import ContextError, SerializationError
-from ..proto.serialize import PICKLE_PROTOCOL, wire_type
-from . import _records as rec
-from .bridge import Pending
-from .location import Location, location_from_address
+from ...channel import Channel
+from ...core import lowlevel
+from ...core.task import Task, _exception_from
+from ...errors import ContextError
+from ...proto import _w
+from ...proto.wiretypes import decode_context, register
+from ..hub import Hub
+from ..location import location_from_address
+from ..pending import Pending
 
-__all__ = ["RemoteTask", "RemoteChannel", "EndSlot"]
+__all__ = ["RemoteTask", "RemoteChannel", "TASKREF", "CHANNELREF", "check_ref", "node_of",
+           "done"]
 
-_pack = rec.HEADER.pack
-_dumps = pickle.dumps
-_SEND = rec.SEND
-_locations: dict[tuple[str, int], Location] = {}
-
-
-def location_of(addr: Any, port: Any) -> Location:
-    """The Location of (addr, port), cached: references arrive often and name few nodes.
-
-    Raises:
-        ValueError: ``addr`` is not an IP address or ``port`` is out of range.
-    """
-    key = (addr, port)
-    loc = _locations.get(key)
-    if loc is None:
-        if not isinstance(addr, str) or isinstance(port, bool) or not isinstance(port, int):
-            raise ValueError(f"invalid node address {addr!r}:{port!r} in a reference")
-        loc = location_from_address(addr, port)
-        if len(_locations) > 4096:
-            _locations.clear()
-        _locations[key] = loc
-    return loc
+TASKREF, CHANNELREF = 54, 55
+_O = _w.o
 
 
 def check_ref(name: Any, ident: Any, inc: Any) -> None:
@@ -62,54 +42,33 @@ def check_ref(name: Any, ident: Any, inc: Any) -> None:
     Raises:
         ValueError: a field has the wrong type or range.
     """
-    if not isinstance(name, str) or len(name) > 1024:
+    if type(name) is not str or len(name) > 1024:
         raise ValueError(f"invalid name {name!r} in a reference")
-    if isinstance(ident, bool) or not isinstance(ident, int) or not 0 < ident < 2**63:
+    if type(ident) is not int or not 0 < ident < 2**63:
         raise ValueError(f"invalid id {ident!r} in a reference")
-    if not isinstance(inc, bytes) or len(inc) != 16:
+    if type(inc) is not bytes or len(inc) != 16:
         raise ValueError("invalid node incarnation in a reference")
 
 
-def _done(value: Any) -> Pending:
+def node_of(ref: Any) -> Any:
+    """The local node through which ``ref`` is reached (the one it was received on, or the
+    default node of the running scheduler), or None."""
+    node = ref._node
+    if node is not None and not node.stopping:
+        return node
+    sched = lowlevel.running_scheduler()
+    if sched is None:
+        return None
+    return Hub.of(sched).default
+
+
+def done(value: Any) -> Pending:
+    """A trap whose value is ``value`` at once."""
     pending = Pending()
     pending.resolve(value)
     return pending
 
 
-class EndSlot:
-    """Where the end of a task started by an RCI call is recorded on the calling node: its
-    result once known, and the tasks waiting for it (``finish``). Thread-safe."""
-
-    __slots__ = ("done", "value", "_waiters", "_lock")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.value: Any = None
-        self._waiters: list[Pending] = []
-        self._lock = threading.Lock()
-
-    def set(self, value: Any) -> None:
-        """Record the result (once) and wake the waiters (any thread)."""
-        with self._lock:
-            if self.done:
-                return
-            self.done, self.value = True, value
-            waiters, self._waiters = self._waiters, []
-        for pending in waiters:
-            pending.resolve(value)
-
-    def wait(self, timeout: float | None) -> Pending:
-        """A trap giving the result, or None after ``timeout`` seconds."""
-        pending = Pending(timeout, None)
-        with self._lock:
-            if not self.done:
-                self._waiters.append(pending)
-                return pending
-        pending.resolve(self.value)
-        return pending
-
-
-@wire_type
 class RemoteTask(Task):
     """A reference to a task on another node (``isinstance(ref, pycos.Task)`` holds).
 
@@ -118,47 +77,43 @@ class RemoteTask(Task):
     ``notify``, ``terminate``, ``throw``, ``resume``, ``finish`` (``yield ref()``), ``value``,
     ``name`` and ``location``. Methods that only the task itself may call (``receive``,
     ``sleep``, ``set_daemon`` …) raise ``ContextError``.
-
-    Args (the pickled form; references are not made by hand):
-        name: the task's function name.
-        tid: the task's id on its node.
-        inc: the node's incarnation (16 bytes).
-        addr, port: the node's address and TCP port.
     """
 
-    __slots__ = ("_tid", "_inc", "_loc", "_end")
+    __slots__ = ("_tid", "_inc", "_loc", "_node", "_end")
 
     _tid: int
     _inc: bytes
-    _loc: Location
-    _end: EndSlot | None
+    _loc: Any
+    _node: Any
+    _end: Any
 
-    def __new__(cls, name: str, tid: int, inc: bytes, addr: str, port: int) -> Any:
-        router = rec.current()
-        if router is not None and inc == router.inc:
-            task = router.tasks.get(tid)
-            if task is not None:
-                return task  # our own task, home again
-        check_ref(name, tid, inc)
-        self = object.__new__(cls)
+    def __new__(cls, *args: Any) -> Any:
+        raise TypeError("task references come from Task.locate, RCI calls and messages; they "
+                        "are not made by hand")
+
+    @classmethod
+    def _make(cls, name: str, tid: int, inc: bytes, loc: Any, node: Any) -> RemoteTask:
+        self: RemoteTask = object.__new__(cls)
         self._name = name
         self._tid = tid
         self._inc = inc
-        self._loc = location_of(addr, port)
+        self._loc = loc
+        self._node = node
         self._end = None
         self._gen = None
         return self
 
     def __init__(self, *args: Any) -> None:
-        """Nothing to do: ``__new__`` made the reference."""
+        """Nothing to do: references are made by ``_make``."""
 
     def __reduce__(self) -> Any:
         loc = self._loc
-        return (RemoteTask, (self._name, self._tid, self._inc, loc.addr, loc.port))
+        return (_O, (TASKREF, self._name, self._tid, self._inc, loc.addr, loc.port))
 
     def __eq__(self, other: object) -> bool:
-        return (type(other) is RemoteTask and self._tid == other._tid
-                and self._inc == other._inc and self._loc == other._loc)
+        if type(other) is RemoteTask:
+            return self._tid == other._tid and self._inc == other._inc
+        return NotImplemented
 
     def __hash__(self) -> int:
         return hash((self._tid, self._inc))
@@ -167,7 +122,7 @@ class RemoteTask(Task):
         return f"{self._name}/{self._tid}@{self._loc!r}"
 
     @property
-    def location(self) -> Location:
+    def location(self) -> Any:
         """Location of the node hosting the task."""
         return self._loc
 
@@ -179,10 +134,10 @@ class RemoteTask(Task):
     def is_alive(self) -> bool:
         """Plain call: False once the task is known to have ended or its node to be lost;
         True otherwise (a remote task may have ended without this node being told)."""
-        router = rec.current()
-        if router is None or (self._end is not None and self._end.done):
+        node = node_of(self)
+        if node is None or (self._end is not None and self._end.done):
             return False
-        return bool(router.maybe_alive(self))
+        return bool(node.router.maybe_alive(self))
 
     # ------------------------------------------------------------ messages
     def send(self, message: Any) -> int:
@@ -190,69 +145,60 @@ class RemoteTask(Task):
         sender arrive in the order sent).
 
         Returns:
-            0 when queued; -1 when the task is known to have ended or its node to be lost or
-            restarted.
+            0 when queued; -1 when the task is known to have ended or its node to be lost.
+            When the peer is not reading what it is sent, the 0 returned is also a trap:
+            ``yield ref.send(msg)`` then waits until the peer has caught up.
 
         Raises:
-            SerializationError: ``message`` cannot be pickled (or is larger than a frame).
+            SerializationError: ``message`` cannot be sent (its class is not allowed: the
+                message names it and ``pycos.serialize_allow``), or it is larger than a frame.
+            PeerBusy: the peer has not read several times the link's buffer and the sender
+                never yielded to let it catch up.
         """
-        router = rec.current()
-        if router is None:
+        node = node_of(self)
+        if node is None:
             return -1
-        out = router.outlets.get(self._inc) or router.outlet_for(self._inc, self._loc)
-        if out is None or (self._inc, self._tid) in router.results:
-            return -1
-        if type(message) is MonitorStatus:
-            return int(out.put(router.status_record(_SEND, self._tid, message)))
-        try:
-            data = _dumps(message, PICKLE_PROTOCOL)
-        except Exception as exc:
-            raise SerializationError(f"cannot send a {type(message).__name__} to {self!r}: "
-                                     f"{exc}") from exc
-        return int(out.put(_pack(len(data), _SEND, self._tid, 0) + data))
+        return node.router.send(self, message)  # type: ignore[no-any-return]
 
     def deliver(self, message: Any, timeout: float | None = None) -> Any:
         """Use with yield: ``ok = yield ref.deliver(message, timeout)``.
 
         Returns:
             (the yield's value) 1 once the message is in the task's queue; 0 on any failure:
-            timeout, a task that has ended, a node lost or restarted, a message the other
-            node refused to unpickle (its reason is logged here).
+            timeout, a task that has ended, a node lost or restarted, a message the other node
+            refused to decode (its reason is logged here).
 
         Raises:
-            SerializationError: ``message`` cannot be pickled (raised at the call).
+            SerializationError: ``message`` cannot be sent (raised at the call).
         """
-        _check_timeout(timeout)
-        router = rec.current()
-        if router is None:
-            return _done(0)
-        return router.deliver(self, message, timeout)
+        lowlevel.check_timeout(timeout)
+        node = node_of(self)
+        if node is None:
+            return done(0)
+        return node.router.deliver(self, message, timeout)
 
     def throw(self, *args: Any) -> int:
         """Plain call: raise an exception in the remote task. Returns 0, or -1 if its node is
         known to be lost."""
-        return self._oneway(rec.THROW, _exception_from(args))
+        return self._control("throw", _exception_from(args))
 
     def terminate(self) -> int:
         """Plain call: end the remote task (its monitors are told it was terminated).
         Returns 0, or -1 if its node is known to be lost."""
-        return self._oneway(rec.TERMINATE, None)
+        return self._control("terminate", None)
 
     def resume(self, update: Any = None) -> int:
         """May be used with yield: wake the remote task from ``suspend`` with ``update``.
         Returns 0, or -1 if its node is known to be lost."""
-        return self._oneway(rec.RESUME, update)
+        return self._control("resume", update)
 
     wakeup = resume
 
-    def _oneway(self, op: int, value: Any) -> int:
-        router = rec.current()
-        if router is None:
+    def _control(self, op: str, value: Any) -> int:
+        node = node_of(self)
+        if node is None:
             return -1
-        out = router.outlets.get(self._inc) or router.outlet_for(self._inc, self._loc)
-        if out is None:
-            return -1
-        return int(out.put(rec.encode(op, self._tid, 0, value)))
+        return node.router.control(self, op, value)  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------ ends
     def finish(self, timeout: float | None = None) -> Any:
@@ -260,14 +206,14 @@ class RemoteTask(Task):
 
         Returns:
             the task's result (a ``MonitorStatus`` if it raised); a ``MonitorStatus`` of type
-            ``pycos.PeerLost`` if its node was lost first; None when ``timeout`` passed or
-            the task ended so long ago that its node no longer remembers its result.
+            ``pycos.PeerLost`` if its node was lost first; None when ``timeout`` passed or the
+            task ended so long ago that its node no longer remembers its result.
         """
-        _check_timeout(timeout)
-        router = rec.current()
-        if router is None:
+        lowlevel.check_timeout(timeout)
+        node = node_of(self)
+        if node is None:
             return _nothing()
-        return router.finish(self, timeout)
+        return node.router.finish(self, timeout)
 
     __call__ = finish
 
@@ -278,11 +224,13 @@ class RemoteTask(Task):
         Raises:
             ContextError: called inside a task.
         """
-        _check_timeout(timeout)
-        sched = Pycos.scheduler()
-        if sched is None:
+        lowlevel.check_timeout(timeout)
+        node = node_of(self)
+        if node is None:
             return None
-        sched._check_not_in_scheduler("value")
+        if lowlevel.in_thread(node.sched):
+            raise ContextError("value() blocks the calling thread and cannot be used inside a "
+                               "task; use 'yield ref.finish()' instead")
 
         def wait(task: Any = None) -> Any:
             return (yield self.finish(timeout))
@@ -299,10 +247,10 @@ class RemoteTask(Task):
         """
         if not isinstance(monitor, Task):
             raise TypeError(f"notify() needs a monitor Task, got {monitor!r}")
-        router = rec.current()
-        if router is None:
-            return _done(-1)
-        return router.notify(self, monitor)
+        node = node_of(self)
+        if node is None:
+            return done(-1)
+        return node.router.notify(self, monitor)
 
     # ------------------------------------------------------------ not for references
     def _not_here(self, what: str) -> Any:
@@ -349,7 +297,6 @@ def _nothing() -> Generator[Any, Any, Any]:
     yield  # a generator function
 
 
-@wire_type
 class RemoteChannel(Channel):
     """A reference to a channel on another node (``isinstance(ref, pycos.Channel)`` holds).
 
@@ -360,38 +307,40 @@ class RemoteChannel(Channel):
     return -1 here; ``close`` does nothing.
     """
 
-    __slots__ = ("_cid", "_inc", "_loc")
+    __slots__ = ("_cid", "_inc", "_loc", "_node")
 
     _cid: int
     _inc: bytes
-    _loc: Location
+    _loc: Any
+    _node: Any
 
-    def __new__(cls, name: str, cid: int, inc: bytes, addr: str, port: int) -> Any:
-        router = rec.current()
-        if router is not None and inc == router.inc:
-            chan = router.chans.get(cid)
-            if chan is not None:
-                return chan
-        check_ref(name, cid, inc)
-        self = object.__new__(cls)
+    def __new__(cls, *args: Any) -> Any:
+        raise TypeError("channel references come from Channel.locate and messages; they are "
+                        "not made by hand")
+
+    @classmethod
+    def _make(cls, name: str, cid: int, inc: bytes, loc: Any, node: Any) -> RemoteChannel:
+        self: RemoteChannel = object.__new__(cls)
         self._name = name
         self._cid = cid
         self._inc = inc
-        self._loc = location_of(addr, port)
+        self._loc = loc
+        self._node = node
         self._closed = False
         self._subs = {}
         return self
 
     def __init__(self, *args: Any) -> None:
-        """Nothing to do: ``__new__`` made the reference."""
+        """Nothing to do: references are made by ``_make``."""
 
     def __reduce__(self) -> Any:
         loc = self._loc
-        return (RemoteChannel, (self._name, self._cid, self._inc, loc.addr, loc.port))
+        return (_O, (CHANNELREF, self._name, self._cid, self._inc, loc.addr, loc.port))
 
     def __eq__(self, other: object) -> bool:
-        return (type(other) is RemoteChannel and self._cid == other._cid
-                and self._inc == other._inc and self._loc == other._loc)
+        if type(other) is RemoteChannel:
+            return self._cid == other._cid and self._inc == other._inc
+        return NotImplemented
 
     def __hash__(self) -> int:
         return hash((self._cid, self._inc))
@@ -400,26 +349,21 @@ class RemoteChannel(Channel):
         return f"<Channel {self._name!r}@{self._loc!r}>"
 
     @property
-    def location(self) -> Location:
+    def location(self) -> Any:
         """Location of the node hosting the channel."""
         return self._loc
 
     def send(self, message: Any) -> int:
-        """May be used with yield: broadcast ``message`` on the remote channel.
-
-        Returns:
-            0 when queued; -1 when its node is known to be lost.
+        """May be used with yield: broadcast ``message`` on the remote channel. Returns 0 when
+        queued, -1 when its node is known to be lost.
 
         Raises:
-            SerializationError: ``message`` cannot be pickled.
+            SerializationError: ``message`` cannot be sent.
         """
-        router = rec.current()
-        if router is None:
+        node = node_of(self)
+        if node is None:
             return -1
-        out = router.outlets.get(self._inc) or router.outlet_for(self._inc, self._loc)
-        if out is None:
-            return -1
-        return int(out.put(rec.encode(rec.CSEND, self._cid, 0, message)))
+        return node.router.channel_send(self, message)  # type: ignore[no-any-return]
 
     def deliver(self, message: Any, timeout: float | None = None, n: int = 0) -> Any:
         """Use with yield: ``count = yield rchan.deliver(message, timeout=None, n=0)``.
@@ -427,41 +371,37 @@ class RemoteChannel(Channel):
         The channel's node waits (up to ``timeout``) for at least ``n`` subscribers, then
         broadcasts. Returns (the yield's value) the number of end-point tasks reached on every
         node; 0 on failure (too few subscribers in time, node lost, message refused).
-
-        Raises:
-            TypeError, ValueError: bad ``timeout`` or ``n``.
-            SerializationError: ``message`` cannot be pickled.
         """
-        _check_timeout(timeout, "timeout")
+        lowlevel.check_timeout(timeout, "timeout")
         if isinstance(n, bool) or not isinstance(n, int):
             raise TypeError(f"deliver() needs an int subscriber count n, got {n!r}")
         if n < 0:
             raise ValueError(f"deliver() subscriber count n must be >= 0, got {n}")
-        router = rec.current()
-        if router is None:
-            return _done(0)
-        return router.channel_deliver(self, message, timeout, n)
+        node = node_of(self)
+        if node is None:
+            return done(0)
+        return node.router.channel_deliver(self, message, timeout, n)
 
     def subscribe(self, subscriber: Any, timeout: float | None = None) -> Any:
         """Use with yield: ``rc = yield rchan.subscribe(task)``; 0, or -1 on failure (invalid
         subscriber, channel closed or gone, node lost, timeout)."""
-        _check_timeout(timeout, "timeout")
+        lowlevel.check_timeout(timeout, "timeout")
         if not callable(getattr(subscriber, "send", None)):
             raise TypeError(f"a channel subscriber needs a send(msg) method (a Task, a Channel "
                             f"or a remote reference), got {subscriber!r}")
-        router = rec.current()
-        if router is None:
-            return _done(-1)
-        return router.channel_call(self, "csub", subscriber, timeout)
+        node = node_of(self)
+        if node is None:
+            return done(-1)
+        return node.router.channel_call(self, "subscribe", subscriber, timeout)
 
     def unsubscribe(self, subscriber: Any, timeout: float | None = None) -> Any:
         """Use with yield: ``rc = yield rchan.unsubscribe(task)``; 0, or -1 if it was not
         subscribed (or on failure)."""
-        _check_timeout(timeout, "timeout")
-        router = rec.current()
-        if router is None:
-            return _done(-1)
-        return router.channel_call(self, "cunsub", subscriber, timeout)
+        lowlevel.check_timeout(timeout, "timeout")
+        node = node_of(self)
+        if node is None:
+            return done(-1)
+        return node.router.channel_call(self, "unsubscribe", subscriber, timeout)
 
     def set_transform(self, transform: Any) -> int:
         """Only the channel's own node can set its transform: -1."""
@@ -477,3 +417,43 @@ class RemoteChannel(Channel):
 
     def close(self) -> None:
         """Does nothing: only the channel's own node closes it."""
+
+
+# ---------------------------------------------------------------------- decoding references
+def _bound_node() -> Any:
+    return decode_context()
+
+
+def _build_task(name: Any, tid: Any, inc: Any, addr: Any, port: Any) -> Task:
+    check_ref(name, tid, inc)
+    node = _bound_node()
+    if node is not None:
+        home = node.hub.by_incarnation(inc)
+        if home is not None:
+            task = home.router.tasks.get(tid)
+            if task is not None:
+                return task  # type: ignore[no-any-return]  # our own task, home again
+            node = home
+    return RemoteTask._make(name, tid, inc, location_from_address(addr, port), node)
+
+
+def _build_channel(name: Any, cid: Any, inc: Any, addr: Any, port: Any) -> Channel:
+    check_ref(name, cid, inc)
+    node = _bound_node()
+    if node is not None:
+        home = node.hub.by_incarnation(inc)
+        if home is not None:
+            chan = home.router.chans.get(cid)
+            if chan is not None:
+                return chan  # type: ignore[no-any-return]
+            node = home
+    return RemoteChannel._make(name, cid, inc, location_from_address(addr, port), node)
+
+
+def _fields(ref: Any, ident: int) -> tuple[Any, ...]:
+    loc = ref._loc
+    return (ref._name, ident, ref._inc, loc.addr, loc.port)
+
+
+register(TASKREF, RemoteTask, lambda r: _fields(r, r._tid), _build_task)
+register(CHANNELREF, RemoteChannel, lambda r: _fields(r, r._cid), _build_channel)

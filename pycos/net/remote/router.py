@@ -1,51 +1,59 @@
-"""The router: how tasks, channels and RCIs of one node reach those of other nodes.
+"""The router of one node: how its tasks and channels reach those of other nodes and back.
 
-Owns ``Router``, which the node installs as ``sched.router``: the outlets (one per peer
-incarnation, see ``_records``), the tables of local tasks and channels that were handed to
-other nodes (by id), what this node waits for from others (monitors, RCI results, searches),
-and what happens when a peer is lost. The core reaches it only through ``sched.router``
-(``Task.__reduce__``, ``Channel.__reduce__``, ``_locate``); references reach it through
-``_records.current()``. Imports the standard library, ``pycos.core``, ``pycos.errors`` and its
-own package; the host side of each request is in ``_hostops``.
+Owns ``Router``: the local tasks and channels handed to other nodes (by id), what this node
+waits for from others (monitors of remote tasks, ends of RCI tasks, searches), the outgoing
+side of every reference operation (``send``, ``deliver``, ``finish``, ``monitor``, channel
+operations, ``locate``), the incoming messages (SEND, DELIVER, CSEND) and what happens when a
+peer goes. The host side of requests is in ``handlers``. Imports the standard library,
+``pycos.core``, ``pycos.errors``, ``pycos.proto`` and its own package. Everything runs on the
+node's scheduler thread, except ``send``/``deliver`` called by plain code in other threads
+(they only encode and queue on the link, which is thread-safe).
 
-Threads: records are decoded on the service thread and acted on (``_dispatch``) on the main
-scheduler. Tables shared with other threads are changed under ``lock``; dict reads are atomic.
-Peer Online/Offline arrive on the service thread (``_on_peer``): the outlet opens or dies at
-once (failing every request waiting on it), the rest of a loss (monitors, RCI results,
-channel subscribers) is done on the main scheduler (``_peer_lost``).
+Bounds (SPEC §3.3a): what a peer can make this node keep — finish and monitor requests on its
+behalf, ended tasks' results, lost incarnations — is limited per peer or in total, and freed
+when the peer goes.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Generator
 from typing import Any
 
-from ..core.status import MonitorStatus
-from ..core.task import Task
-from ..errors import PeerLost, SerializationError
-from ..proto.serialize import loads
-from . import _hostops
-from . import _records as rec
-from . import rci as _rci  # noqa: F401 - registers the RCI host operation
-from .bridge import Pending
-from .handlers import HANDLERS
-from .location import Location, PeerStatus
-from .refs import RemoteChannel, RemoteTask
+from ...core import lowlevel
+from ...core.mailbox import send_counted
+from ...core.status import MonitorStatus
+from ...core.task import Task
+from ...errors import PeerLost, SerializationError
+from ...proto import _w
+from ...proto import batch as wire
+from ...proto.codec import encode
+from ..hub import encoding
+from ..link.link import Link, PeerBusy
+from ..location import Location, PeerStatus
+from ..pending import Pending
+from .refs import CHANNELREF, TASKREF, RemoteChannel, RemoteTask, done
 
-__all__ = ["Router", "MSG_TIMEOUT"]
+__all__ = ["Router", "MSG_TIMEOUT", "RESULTS_KEPT", "PER_PEER"]
 
 logger = logging.getLogger("pycos.net.router")
 
-MSG_TIMEOUT = rec.MSG_TIMEOUT
-#: How many ended tasks' results each side remembers (for a ``finish`` that comes late).
+#: Default bound, in seconds, of remote calls made without a timeout (``locate``, RCI calls,
+#: ``monitor``, channel ``subscribe``): a live peer answers at once, a lost one fails the call
+#: when it goes Offline; this only bounds a peer that is alive but does not answer.
+MSG_TIMEOUT = 10.0
+#: How many ended tasks' results are remembered (for a ``finish`` that comes late).
 RESULTS_KEPT = 4096
 #: How many lost incarnations are remembered (a reference to one fails at once).
 LOST_KEPT = 65536
+#: What one peer may make this node keep for it: finish waiters, watched tasks.
+PER_PEER = 10000
+#: Bytes queued for a node this one is still connecting to.
+OUTBOX_LIMIT = 4 * 1024 * 1024
 _KINDS = ("task", "channel", "rci")
+_O = _w.o
 
 
 def _trim(table: OrderedDict[Any, Any], size: int) -> None:
@@ -53,7 +61,7 @@ def _trim(table: OrderedDict[Any, Any], size: int) -> None:
         table.popitem(last=False)
 
 
-def _result_of(status: MonitorStatus) -> Any:
+def result_of(status: MonitorStatus) -> Any:
     """What ``finish`` gives for a task that ended with ``status`` (as for a local task)."""
     if status.type is StopIteration:
         return status.value
@@ -62,10 +70,22 @@ def _result_of(status: MonitorStatus) -> Any:
     return status
 
 
-def _done(value: Any) -> Pending:
-    pending = Pending()
-    pending.resolve(value)
-    return pending
+class _Congested(int, lowlevel.Trap):
+    """The 0 ``send`` returns while the link is congested: yielded, it waits until the link
+    has drained (or closed); as a number it is 0 (the message was queued)."""
+
+    link: Link
+
+    def __new__(cls, link: Link) -> _Congested:
+        obj = int.__new__(cls, 0)
+        obj.link = link
+        return obj
+
+    def _apply(self, sched: Any, task: Any) -> Any:
+        link = self.link
+        if not link.congested:
+            return 0
+        return link.wait_drained(None)._apply(sched, task)
 
 
 class _EndHook:
@@ -77,340 +97,340 @@ class _EndHook:
         self.router = router
 
     def send(self, status: Any) -> int:
-        self.router._local_ended(status)
+        self.router.local_ended(status)
         return 0
 
-    def __repr__(self) -> str:
-        return "<router end hook>"
+
+class PeerState:
+    """What this node keeps for one peer incarnation; dropped when it goes."""
+
+    __slots__ = ("finish_calls", "watching", "monitors", "tracked", "remote_monitors")
+
+    def __init__(self) -> None:
+        #: tid -> requests waiting for that local task's end (``finish``)
+        self.finish_calls: dict[int, list[Any]] = {}
+        #: tids of local tasks whose end this peer wants to hear of (RCI, monitors)
+        self.watching: set[int] = set()
+        #: remote tid -> {local monitor task: reference} (this node monitors that peer's tasks)
+        self.monitors: dict[int, dict[Task, RemoteTask]] = {}
+        #: remote tid -> (reference, RCI handle) for tasks started by this node's RCI calls
+        self.tracked: dict[int, tuple[RemoteTask, Any]] = {}
+        #: (local task, the peer's monitor task) set up at the peer's request
+        self.remote_monitors: list[tuple[Task, RemoteTask]] = []
+
+    def size(self) -> int:
+        return (sum(len(c) for c in self.finish_calls.values()) + len(self.watching)
+                + sum(len(m) for m in self.monitors.values()) + len(self.tracked)
+                + len(self.remote_monitors))
+
+
+class _Outbox:
+    """Messages for a node this one is still connecting to (bounded), and the tasks waiting
+    for it to be connected."""
+
+    __slots__ = ("messages", "size", "location", "waiters")
+
+    def __init__(self, location: Location) -> None:
+        self.messages: list[bytes] = []
+        self.size = 0
+        self.location = location
+        self.waiters: list[Pending] = []
+
+    def wait(self, timeout: float | None) -> Pending:
+        """A trap: True once connected, False if that fails or ``timeout`` passes."""
+        pending = Pending(timeout, False)
+        self.waiters.append(pending)
+        return pending
+
+    def settle(self, connected: bool) -> None:
+        for pending in self.waiters:
+            pending.resolve(connected)
+        self.waiters.clear()
 
 
 class Router:
-    """Routes task, channel and RCI operations to other nodes (one per node).
+    """Routes task, channel and RCI operations between one node and its peers.
 
     Args:
-        node: the networked node (``pycos.net.node.Pycos``), already running.
+        node: the node (``pycos.net.node.Node``).
     """
 
     def __init__(self, node: Any) -> None:
-        svc = node._service
         self.node = node
-        self.service = svc
-        self.inc: bytes = node.incarnation
-        self.location: Location = node.location
-        self.allow_all = bool(svc.config.allow_unsafe_pickle)
-        self.max_frame_size: int = svc.config.max_frame_size
-        self.lock = threading.RLock()
-        self.outlets: dict[bytes, rec.Outlet] = {}
-        self.inc_at: dict[Location, bytes] = {}
-        self.lost: OrderedDict[bytes, str] = OrderedDict()
-        # local objects handed out, by id; ended tasks' results
         self.tasks: dict[int, Task] = {}
         self.task_ids: dict[Task, int] = {}
         self.chans: dict[int, Any] = {}
         self.chan_ids: dict[Any, int] = {}
         self.ended: OrderedDict[int, Any] = OrderedDict()
-        self.finish_calls: dict[int, list[_hostops.Call]] = {}
-        self.watchers: dict[int, set[bytes]] = {}
-        # what this node waits for from others
-        self.rmon: dict[bytes, dict[int, dict[Task, RemoteTask]]] = {}
-        self.tracked: dict[tuple[bytes, int], tuple[RemoteTask, Any]] = {}
         self.results: OrderedDict[tuple[bytes, int], Any] = OrderedDict()
-        self.searches: set[_Search] = set()
+        self.lost: OrderedDict[bytes, str] = OrderedDict()
+        self.state: dict[bytes, PeerState] = {}
+        self.outboxes: dict[bytes, _Outbox] = {}
+        self.searches: set[Any] = set()
         self.next_id: Callable[[], int] = itertools.count(1).__next__
         self._hook = _EndHook(self)
-        rec.install(self)
-        svc.call_soon(self._attach)
 
     def __repr__(self) -> str:
-        return f"<Router of {self.location!r}: {len(self.outlets)} peers>"
+        return f"<Router of {self.node.name}: {len(self.tasks)} tasks exported>"
+
+    def peer_state(self, inc: bytes) -> PeerState:
+        """What this node keeps for the peer incarnation ``inc``."""
+        st = self.state.get(inc)
+        if st is None:
+            st = self.state[inc] = PeerState()
+        return st
+
+    def room_for(self, inc: bytes) -> bool:
+        """False when the peer already has ``PER_PEER`` entries kept here."""
+        st = self.state.get(inc)
+        return st is None or st.size() < PER_PEER
 
     # ------------------------------------------------------------------ peers
-    def _attach(self) -> None:
-        """Service thread: follow peers from now on, starting with the current ones."""
-        self.service.peer_hooks.append(self._on_peer)
-        for peer in list(self.service.by_inc.values()):
-            self._on_peer(peer, PeerStatus.Online)
-
-    def _on_peer(self, peer: Any, status: int) -> None:
-        """Service thread: a peer came online or went offline."""
+    def on_peer(self, peer: Any, status: int) -> None:
+        """A peer came online or went offline (a hook of the peer table)."""
         inc = peer.incarnation
         if status == PeerStatus.Online:
-            with self.lock:
-                out = self.outlets.get(inc)
-                if out is None:
-                    out = self.outlets[inc] = rec.Outlet(self, inc, peer.location,
-                                                         rec.CONNECTING)
-                self.inc_at[peer.location] = inc
-                searches = list(self.searches)
-            out.open(peer.name, peer.link.conn.peer_max_frame_size)
-            for search in searches:
-                search.ask(out)
+            box = self.outboxes.pop(inc, None)
+            if box is not None:
+                for message in box.messages:
+                    try:
+                        peer.link.queue(message)
+                    except (PeerLost, SerializationError) as exc:
+                        logger.debug("queued message for %s dropped: %s", peer.name, exc)
+                box.settle(True)
+            for search in list(self.searches):
+                search.ask(peer.link)
             return
-        self._give_up(inc, peer.location, f"node {peer.name} ({peer.location!r}) was lost")
+        self.peer_lost(inc, peer.location, f"node {peer.name} ({peer.location!r}) was lost")
 
-    def _give_up(self, inc: bytes, loc: Location, reason: str) -> None:
-        """A peer incarnation is lost (any thread): fail what waits on it, now."""
-        with self.lock:
-            out = self.outlets.pop(inc, None)
-            self.lost[inc] = reason
-            _trim(self.lost, LOST_KEPT)
-            if self.inc_at.get(loc) == inc:
-                del self.inc_at[loc]
-        if out is not None:
-            out.die(reason)
-        self.node._post(self._peer_lost, inc, reason)
+    def peer_lost(self, inc: bytes, loc: Location | None, reason: str) -> None:
+        """A peer incarnation is lost: fail what waits on it, free what it made us keep."""
+        self.lost[inc] = reason
+        _trim(self.lost, LOST_KEPT)
+        box = self.outboxes.pop(inc, None)
+        if box is not None:
+            box.settle(False)
+        st = self.state.pop(inc, None)
+        if st is not None:
+            for watched, remote_monitor in st.remote_monitors:
+                lowlevel.remove_monitor(watched, remote_monitor)
+            for monitors in st.monitors.values():
+                for monitor, ref in monitors.items():
+                    monitor.send(MonitorStatus(ref, PeerLost, reason))
+            for ref, handle in st.tracked.values():
+                status = MonitorStatus(ref, PeerLost, reason)
+                if ref._end is not None:
+                    ref._end.set(status)
+                if handle is not None:
+                    handle._task_ended(status)
+        registered = lowlevel.registered(self.node.sched, "channel")
+        for chan in {*self.chans.values(), *registered}:
+            gone = [sub for sub in chan._subs if getattr(sub, "_inc", None) == inc]
+            for sub in gone:
+                chan._subs.pop(sub, None)
+            if gone:
+                logger.info("%d subscriber(s) of %r on the lost node dropped", len(gone), chan)
+        if loc is not None:
+            self.node.dialer.lost(loc, "left" in reason)
 
-    def outlet_for(self, inc: bytes, loc: Location) -> rec.Outlet | None:
-        """The outlet to the node incarnation ``inc`` at ``loc`` (any thread), connecting if
-        it is not a peer; None if it is known to be lost (or is this node)."""
-        with self.lock:
-            out = self.outlets.get(inc)
-            if out is not None:
-                return out
-            if inc in self.lost or inc == self.inc or self.service.stopping:
-                return None
-            out = self.outlets[inc] = rec.Outlet(self, inc, loc, rec.CONNECTING)
-        self.service.call_soon(self._connect, out)
-        return out
-
-    def _connect(self, out: rec.Outlet) -> None:
-        """Service thread: dial the node of a CONNECTING outlet; give up if that fails or a
-        different incarnation (a restart) answers."""
-        svc = self.service
-        peer = svc.by_inc.get(out.inc)
+    def link_for(self, inc: bytes, loc: Location, dial: bool) -> Link | _Outbox | None:
+        """The active link to the node incarnation ``inc``; when it is not a peer yet and
+        ``dial`` (an operation the user asked for), an outbox while it is dialed; None when
+        it is lost, or not a peer and not to be dialed."""
+        peer = self.node.peers.by_inc.get(inc)
         if peer is not None:
-            self._on_peer(peer, PeerStatus.Online)
-            return
-        other = svc.by_loc.get(out.location)
-        if other is not None:
-            self._give_up(out.inc, out.location, f"the node at {out.location!r} restarted")
-            return
+            return peer.link  # type: ignore[no-any-return]
+        if inc in self.lost or inc == self.node.incarnation or self.node.stopping:
+            return None
+        box = self.outboxes.get(inc)
+        if box is not None:
+            return box
+        if not dial:
+            return None
+        other = self.node.peers.by_loc.get(loc)
+        if other is not None:  # a different incarnation there: the node restarted
+            self.peer_lost(inc, loc, f"the node at {loc!r} restarted")
+            return None
+        box = self.outboxes[inc] = _Outbox(loc)
         dialed = Pending()
 
-        def connected(done: Pending) -> None:
-            if out.state == rec.CONNECTING:
-                why = ("restarted" if out.location in svc.by_loc else "cannot be reached")
-                self._give_up(out.inc, out.location, f"the node at {out.location!r} {why}")
+        def connected(done_: Pending) -> None:
+            if inc in self.outboxes:
+                why = "restarted" if loc in self.node.peers.by_loc else "cannot be reached"
+                self.peer_lost(inc, loc, f"the node at {loc!r} {why}")
 
         dialed.add_callback(connected)
-        svc.dial(out.location, dialed)
+        lowlevel.call(self.node.sched, self.node.dialer.dial, loc, dialed)
+        return box
 
-    def outlet_at(self, loc: Location, timeout: float | None) -> Generator[Any, Any, Any]:
-        """Use with yield: the outlet to the node at ``loc`` (dialing it if needed), or None."""
-        inc = self.inc_at.get(loc)
-        if inc is None:
-            pending = Pending(timeout, -1)
-            self.service.call_soon(self.service.dial, loc, pending)
-            if (yield pending) != 0:
-                return None
-            inc = self.inc_at.get(loc)
-            if inc is None:
-                return None
-        return self.outlets.get(inc)
+    def _put(self, target: Link | _Outbox, message: bytes) -> int:
+        if type(target) is _Outbox:
+            if target.size + len(message) > OUTBOX_LIMIT:
+                raise PeerBusy(f"{OUTBOX_LIMIT >> 20} MiB are already queued for "
+                               f"{target.location!r}, which is not connected yet")
+            target.messages.append(message)
+            target.size += len(message)
+            return 0
+        target.queue(message)  # type: ignore[union-attr]
+        if target.congested:  # type: ignore[union-attr]
+            return _Congested(target)  # type: ignore[arg-type]
+        return 0
 
     def maybe_alive(self, ref: RemoteTask) -> bool:
         """False if ``ref``'s task is known to have ended or its node to be lost."""
-        if ref._inc == self.inc:
+        if ref._inc == self.node.incarnation:
             return ref._tid in self.tasks
         return ref._inc not in self.lost and (ref._inc, ref._tid) not in self.results
 
+    def _encode(self, value: Any) -> bytes:
+        if value is None:
+            return b""
+        if len(self.node.hub.nodes) > 1:
+            with encoding(self.node):
+                return encode(value)
+        return encode(value)
+
     # ------------------------------------------------------------------ local objects
     def task_reduce(self, task: Task) -> tuple[Any, ...]:
-        """How a local task is pickled: a ``RemoteTask`` naming it (any thread)."""
-        tid = self.task_ids.get(task)
-        if tid is None:
-            tid = self.export_task(task)
-        loc = self.location
-        return (RemoteTask, (task._name, tid, self.inc, loc.addr, loc.port))
+        """How a local task is pickled: a reference of this node (any thread)."""
+        tid = self.task_ids.get(task) or self.export_task(task)
+        loc = self.node.location
+        return (_O, (TASKREF, task.name, tid, self.node.incarnation, loc.addr, loc.port))
 
     def export_task(self, task: Task) -> int:
         """The id under which other nodes reach ``task`` (given on first use)."""
-        with self.lock:
-            tid = self.task_ids.get(task)
-            if tid is not None:
-                return tid
-            tid = self.next_id()
-            if task._gen is None:
-                self.ended[tid] = task._value
-                _trim(self.ended, RESULTS_KEPT)
-                return tid
-            self.task_ids[task] = tid
-            self.tasks[tid] = task
-        self.node._call(self._watch_local, task, tid)
+        tid = self.task_ids.get(task)
+        if tid is not None:
+            return tid
+        tid = self.next_id()
+        if not lowlevel.is_alive(task):
+            self.ended[tid] = lowlevel.task_result(task)
+            _trim(self.ended, RESULTS_KEPT)
+            return tid
+        self.task_ids[task] = tid
+        self.tasks[tid] = task
+        lowlevel.call(lowlevel.scheduler_of(task), self._watch_local, task, tid)
         return tid
 
     def _watch_local(self, task: Task, tid: int) -> None:
-        if task._add_monitor(self._hook) != 0:  # type: ignore[arg-type]  # it ended meanwhile
-            self.ended[tid] = task._value
+        if lowlevel.add_monitor(task, self._hook) != 0:  # it ended meanwhile
+            self.ended[tid] = lowlevel.task_result(task)
             self._forget_task(task, tid)
 
     def channel_reduce(self, chan: Any) -> tuple[Any, ...]:
-        """How a local channel is pickled: a ``RemoteChannel`` naming it (any thread)."""
+        """How a local channel is pickled: a reference of this node (any thread)."""
         cid = self.chan_ids.get(chan)
         if cid is None:
-            with self.lock:
-                cid = self.chan_ids.get(chan)
-                if cid is None:
-                    cid = self.next_id()
-                    self.chan_ids[chan] = cid
-                    self.chans[cid] = chan
-        loc = self.location
-        return (RemoteChannel, (chan._name, cid, self.inc, loc.addr, loc.port))
+            cid = self.chan_ids.setdefault(chan, self.next_id())
+            self.chans[cid] = chan
+        loc = self.node.location
+        return (_O, (CHANNELREF, chan._name, cid, self.node.incarnation, loc.addr, loc.port))
 
-    def _local_ended(self, status: MonitorStatus) -> None:
-        """Main scheduler, while the scheduler ends an exported task: answer ``finish``
-        calls, tell the nodes that asked, forget the task once its monitors are told."""
+    def local_ended(self, status: MonitorStatus) -> None:
+        """A local task handed to other nodes ended: answer ``finish`` calls, tell the nodes
+        watching it, forget it once its monitors are told."""
         task = status.info
         tid = self.task_ids.get(task)
         if tid is None:
             return
-        result = task._value
+        result = lowlevel.task_result(task)
         self.ended[tid] = result
         _trim(self.ended, RESULTS_KEPT)
-        for call in self.finish_calls.pop(tid, ()):
-            call.reply(result)
-        for inc in self.watchers.pop(tid, ()):
-            out = self.outlets.get(inc)
-            if out is not None:
-                self.put_status(out, rec.ENDED, tid, status)
-        self.node._post(self._forget_task, task, tid)
+        for inc, st in list(self.state.items()):
+            for ctx in st.finish_calls.pop(tid, ()):
+                ctx.reply(result)
+            if tid in st.watching:
+                st.watching.discard(tid)
+                peer = self.node.peers.by_inc.get(inc)
+                if peer is not None:
+                    self.send_status(peer.link, "_ended", tid, status)
+        lowlevel.call_soon(self.node.sched, self._forget_task, task, tid)
 
     def _forget_task(self, task: Task, tid: int) -> None:
-        with self.lock:
-            self.task_ids.pop(task, None)
-            self.tasks.pop(tid, None)
+        self.task_ids.pop(task, None)
+        self.tasks.pop(tid, None)
 
-    # ------------------------------------------------------------------ statuses
-    def status_record(self, op: int, ident: int, status: MonitorStatus) -> bytes:
-        """A record carrying ``status`` in parts, so that a receiver that cannot unpickle its
-        type or value still gets the status (with ``Exception`` / a text in their place)."""
+    def send_status(self, link: Link, kind: str, tid: int, status: MonitorStatus) -> None:
+        """Send ``status`` as a one-way request; a value that cannot travel goes as text."""
+        payload = (tid, status)
         try:
-            kind = rec.pickled(status.type)
-        except SerializationError:
-            kind = rec.pickled(Exception)
-        try:
-            value = rec.pickled(status.value)
+            data = self._encode(payload)
         except SerializationError as exc:
-            value = rec.pickled(f"{status.value!r} (could not be sent: {exc})")
-        try:
-            return rec.encode(op, ident, 1, (status.info, kind, value))
-        except SerializationError:
-            return rec.encode(op, ident, 1, (repr(status.info), kind, value))
-
-    def put_status(self, out: rec.Outlet, op: int, ident: int, status: MonitorStatus) -> None:
-        """Queue a status record; one too large for a frame goes without its value."""
-        try:
-            out.put(self.status_record(op, ident, status))
-        except SerializationError:
-            out.put(self.status_record(op, ident, MonitorStatus(
-                status.info, status.type, f"{str(status.value)[:1000]} ... (too large)")))
-
-    def _open_status(self, parts: Any, origin: rec.Outlet) -> MonitorStatus | None:
-        """The ``MonitorStatus`` of a status record; None if it is malformed."""
-        if not (isinstance(parts, tuple) and len(parts) == 3
-                and isinstance(parts[1], bytes) and isinstance(parts[2], bytes)):
-            logger.warning("malformed status record from %s dropped", origin.name)
-            return None
-        info, kind, value = parts
-        try:
-            kind = loads(kind, allow_all=self.allow_all)
-        except SerializationError as exc:
-            logger.warning("status of %r from %s: %s; its type is shown as Exception", info,
-                           origin.name, exc)
-            kind = Exception
-        try:
-            value = loads(value, allow_all=self.allow_all)
-        except SerializationError as exc:
-            logger.warning("status of %r from %s: %s", info, origin.name, exc)
-            value = f"(value not received: {exc})"
-        return MonitorStatus(info, kind, value)
-
-    def lost_status(self, ref: RemoteTask) -> MonitorStatus:
-        """The status of a task whose node is lost (type ``PeerLost``)."""
-        reason = self.lost.get(ref._inc) or f"the node at {ref._loc!r} is lost"
-        return MonitorStatus(ref, PeerLost, reason)
-
-    # ------------------------------------------------------------------ receiving
-    def received(self, peer: Any, payload: Any) -> None:
-        """Service thread: an ``rt`` batch from ``peer``; acted on by the main scheduler."""
-        if not isinstance(payload, bytes):
-            self.service.bad_input(peer.link, "protocol_errors", "records are not bytes",
-                                   closing=False)
-            return
-        try:
-            records = rec.decode(payload, self.allow_all)
-        except ValueError as exc:
-            self.service.bad_input(peer.link, "protocol_errors", f"bad records: {exc}",
-                                   closing=False)
-            return
-        out = self.outlets.get(peer.incarnation)
-        if out is None:
-            logger.debug("records from %s, which is not online, dropped", peer.name)
-            return
-        if any(r[0] == rec.DELIVER for r in records):
-            records = self._acknowledge(out, records)
-        self.node._post(self._dispatch, out, records)
-
-    def _acknowledge(self, out: rec.Outlet, records: list[Any]) -> list[Any]:
-        """Service thread: answer DELIVER records at once (1 when the task is alive: its
-        message is then handed to it in order with the batch, as a SEND), without waiting
-        for the main scheduler; the acknowledgements leave before this returns."""
-        kept = []
-        for record in records:
-            op, reqid, tid, value, error = record
-            if op != rec.DELIVER:
-                kept.append(record)
-                continue
-            if error is not None:
-                logger.warning("message from %s to task %d refused: %s", out.name, tid, error)
-                out.put(rec.encode(rec.FAIL, reqid, 0, error), later=True)
-                continue
-            task = self.tasks.get(tid)
-            alive = task is not None and task._gen is not None
-            out.put(rec.encode(rec.REPLY, reqid, 0, 1 if alive else -1), later=True)
-            if alive:
-                kept.append((rec.SEND, tid, 0, value, None))
-        out.flush()
-        return kept
-
-    def _dispatch(self, out: rec.Outlet, records: list[Any]) -> None:
-        """Main scheduler: act on a batch, in order."""
-        tasks = self.tasks
-        slow = _hostops.dispatch
-        for op, a, b, value, error in records:
-            if op == rec.SEND and not b and error is None:
-                task = tasks.get(a)
-                if task is not None:
-                    task.send(value)
-                    continue
+            text = f"{str(status.value)[:1000]} (could not be sent: {exc})"
             try:
-                slow(self, out, op, a, b, value, error)
-            except Exception:  # noqa: BLE001 - one bad record must not stop the batch
-                logger.exception("record %d from %s failed", op, out.name)
+                data = self._encode((tid, MonitorStatus(status.info, status.type, text)))
+            except SerializationError:
+                data = self._encode((tid, MonitorStatus(repr(status.info), Exception, text)))
+        try:
+            link.queue(wire.request(0, kind, data))
+        except (PeerLost, SerializationError) as exc:
+            logger.debug("status for %s not sent: %s", link.describe, exc)
 
-    def status_seen(self, out: rec.Outlet, monitor: Task, status: MonitorStatus) -> None:
+    # ------------------------------------------------------------------ incoming messages
+    def on_send(self, link: Link, tid: int, payload: bytes) -> None:
+        """SEND from ``link``'s peer."""
+        task = self.tasks.get(tid)
+        if task is None:
+            return  # it ended: a message to it is dropped, as for a local task
+        try:
+            value = link.decode(payload, "message")
+        except SerializationError:
+            return
+        if type(value) is MonitorStatus:
+            self.status_seen(link, task, value)
+        send_counted(task, value, len(payload) + 64, link.account)
+        if link.account.over:
+            link.pause_reading()
+
+    def on_deliver(self, link: Link, rid: int, tid: int, payload: bytes) -> None:
+        """DELIVER from ``link``'s peer: 1 once in the task's queue, else 0 (replied at
+        once)."""
+        task = self.tasks.get(tid)
+        if task is None or not lowlevel.is_alive(task):
+            link.send_reply(rid, False, 0)
+            return
+        try:
+            value = link.decode(payload, "message")
+        except SerializationError as exc:
+            link.send_reply(rid, True, exc)
+            return
+        rc = send_counted(task, value, len(payload) + 64, link.account)
+        link.send_reply(rid, False, 1 if rc == 0 else 0)
+        if link.account.over:
+            link.pause_reading()
+
+    def on_csend(self, link: Link, cid: int, payload: bytes) -> None:
+        """CSEND from ``link``'s peer."""
+        chan = self.chans.get(cid)
+        if chan is None or chan._closed:
+            return
+        try:
+            value = link.decode(payload, "channel message")
+        except SerializationError:
+            return
+        chan.send(value)
+
+    def status_seen(self, link: Link, monitor: Task, status: MonitorStatus) -> None:
         """A monitored remote task's status reached ``monitor``: no PeerLost for it later."""
         info = status.info
-        if type(info) is not RemoteTask or info._inc != out.inc:
+        if type(info) is not RemoteTask or link.peer is None or info._inc != link.peer.incarnation:
             return
-        self.results[(out.inc, info._tid)] = _result_of(status)
+        self.results[(info._inc, info._tid)] = result_of(status)
         _trim(self.results, RESULTS_KEPT)
-        with self.lock:
-            tasks = self.rmon.get(out.inc)
-            monitors = tasks.get(info._tid) if tasks else None
-            if monitors is not None:
-                monitors.pop(monitor, None)
-                if not monitors:
-                    del tasks[info._tid]  # type: ignore[union-attr]
+        st = self.state.get(info._inc)
+        monitors = st.monitors.get(info._tid) if st is not None else None
+        if monitors is not None:
+            monitors.pop(monitor, None)
+            if not monitors:
+                del st.monitors[info._tid]  # type: ignore[union-attr]
 
-    def remote_ended(self, out: rec.Outlet, tid: int, status: MonitorStatus) -> None:
-        """Main scheduler: a task this node asked about (an RCI call's) has ended."""
-        key = (out.inc, tid)
-        result = _result_of(status)
-        self.results[key] = result
+    def remote_ended(self, inc: bytes, tid: int, status: MonitorStatus) -> None:
+        """A task this node asked about (an RCI call's) has ended."""
+        result = result_of(status)
+        self.results[(inc, tid)] = result
         _trim(self.results, RESULTS_KEPT)
-        with self.lock:
-            entry = self.tracked.pop(key, None)
+        st = self.state.get(inc)
+        entry = st.tracked.pop(tid, None) if st is not None else None
         if entry is not None:
             ref, handle = entry
             if ref._end is not None:
@@ -418,99 +438,127 @@ class Router:
             if handle is not None:
                 handle._task_ended(MonitorStatus(ref, status.type, status.value))
 
-    def _peer_lost(self, inc: bytes, reason: str) -> None:
-        """Main scheduler: monitors, RCI results and channel subscribers of a lost node."""
-        with self.lock:
-            watched = self.rmon.pop(inc, {})
-            tracked = [(k, v) for k, v in self.tracked.items() if k[0] == inc]
-            for key, _entry in tracked:
-                del self.tracked[key]
-        for monitors in watched.values():
-            for monitor, ref in monitors.items():
-                monitor.send(MonitorStatus(ref, PeerLost, reason))
-        for _key, (ref, handle) in tracked:
-            status = MonitorStatus(ref, PeerLost, reason)
-            if ref._end is not None:
-                ref._end.set(status)
-            if handle is not None:
-                handle._task_ended(status)
-        registered = [obj for (kind, _name), obj in list(self.node._names.items())
-                      if kind == "channel"]
-        for chan in {*self.chans.values(), *registered}:
-            gone = [sub for sub in chan._subs if getattr(sub, "_inc", None) == inc]
-            for sub in gone:
-                chan._subs.pop(sub, None)
-            if gone:
-                logger.info("%d subscriber(s) of %r on the lost node dropped", len(gone), chan)
+    # ------------------------------------------------------------------ outgoing: tasks
+    def send(self, ref: RemoteTask, message: Any) -> int:
+        """``ref.send(message)``."""
+        target = self.link_for(ref._inc, ref._loc, dial=True)
+        if target is None or (ref._inc, ref._tid) in self.results:
+            return -1
+        return self._put(target, wire.send(ref._tid, self._encode(message)))
 
-    # ------------------------------------------------------------------ requests
-    def call(self, out: rec.Outlet, op: str, args: tuple[Any, ...], timeout: float | None,
-             hook: Callable[[Any, Any], Any] | None = None) -> Generator[Any, Any, Any]:
-        """Use with yield: send request ``op(*args)`` and wait: ``(outcome, value)``.
+    def deliver(self, ref: RemoteTask, message: Any, timeout: float | None) -> Any:
+        """``ref.deliver``: a trap giving 1 or 0 (the message is queued now; a congested link
+        makes the caller wait for it within ``timeout`` first)."""
+        target = self.link_for(ref._inc, ref._loc, dial=True)
+        if target is None or (ref._inc, ref._tid) in self.results:
+            return done(0)
+        data = self._encode(message)
+        return self._deliver(target, ref, data, timeout)
+
+    def _deliver(self, target: Link | _Outbox, ref: RemoteTask, data: bytes,
+                 timeout: float | None) -> Generator[Any, Any, int]:
+        start = self.node.now()
+        while type(target) is _Outbox:
+            if not (yield target.wait(timeout)):
+                return 0
+            found = self.link_for(ref._inc, ref._loc, dial=False)
+            if found is None:
+                return 0
+            target = found
+        link: Link = target  # type: ignore[assignment]
+        if link.congested:
+            left = None if timeout is None else max(0.0, timeout - (self.node.now() - start))
+            if not (yield link.wait_drained(left)):
+                return 0
+        pending = Pending(None if timeout is None else
+                          max(0.0, timeout - (self.node.now() - start)), None)
+        rid = link.track(pending)
+        try:
+            link.queue(wire.deliver(rid, ref._tid, data))
+        except (PeerLost, SerializationError) as exc:
+            link.untrack(rid)
+            if isinstance(exc, SerializationError):
+                raise
+            return 0
+        try:
+            value = yield pending
+        except PeerLost:
+            return 0
+        except Exception as exc:  # noqa: BLE001 - the other node refused the message
+            logger.warning("deliver to %r failed: %s", ref, exc)
+            return 0
+        if value is None:
+            link.untrack(rid)
+            return 0
+        if value != 1:
+            self.results.setdefault((ref._inc, ref._tid), None)  # it has ended: remember it
+            return 0
+        return 1
+
+    def control(self, ref: RemoteTask, op: str, value: Any) -> int:
+        """``terminate`` / ``throw`` / ``resume`` of a remote task (one-way)."""
+        target = self.link_for(ref._inc, ref._loc, dial=True)
+        if target is None:
+            return -1
+        return self._put(target, wire.request(0, "_control", self._encode((op, ref._tid,
+                                                                            value))))
+
+    def request(self, target: Any, kind: str, payload: Any, timeout: float | None
+                ) -> Generator[Any, Any, Any]:
+        """Use with yield: send a request to the node incarnation of ``target`` (a reference)
+        or to the peer link ``target``, and return the reply (raising its failure).
 
         Raises:
-            SerializationError: ``args`` cannot be pickled (at once, nothing is sent).
+            PeerLost: the node is lost (or the link closes before the reply).
+            TimeoutError: no reply within ``timeout``.
         """
-        reqid = self.next_id()
-        record = rec.encode(rec.REQUEST, reqid, 0, (op, args))
-        pending = Pending(timeout, (rec.TIMEOUT, None))
-        out.request(reqid, record, pending, hook)
-        result = yield pending
-        if result[0] is rec.TIMEOUT:
-            out.forget(reqid)
-        return result
+        if isinstance(target, Link):
+            link = target
+        else:
+            found = self.link_for(target._inc, target._loc, dial=True)
+            if found is None:
+                raise PeerLost(f"the node of {target!r} is lost")
+            if type(found) is _Outbox:
+                if not (yield found.wait(timeout)):
+                    raise PeerLost(f"cannot reach the node of {target!r}")
+                found = self.link_for(target._inc, target._loc, dial=False)
+                if found is None or type(found) is _Outbox:
+                    raise PeerLost(f"cannot reach the node of {target!r}")
+            link = found  # type: ignore[assignment]
+        pending = Pending(timeout, _TIMED_OUT)
+        link.request(kind, payload, pending)
+        value = yield pending
+        if value is _TIMED_OUT:
+            link.forget(pending)
+            raise TimeoutError(f"no reply to {kind!r} from {link.describe} within {timeout} s")
+        return value
 
-    def _outlet(self, ref: Any) -> rec.Outlet | None:
-        return self.outlets.get(ref._inc) or self.outlet_for(ref._inc, ref._loc)
-
-    def deliver(self, ref: RemoteTask, message: Any, timeout: float | None) -> Pending:
-        """``ref.deliver``: a trap giving 1 or 0 (the record is queued now). A task the other
-        node says has ended is remembered as such (``send`` to it then gives -1)."""
-        out = self._outlet(ref)
-        if out is None or (ref._inc, ref._tid) in self.results:
-            return _done(0)
-        data = rec.pickled(message)
-        reqid = self.next_id()
-        pending = Pending(timeout, 0)
-        record = rec.HEADER.pack(len(data), rec.DELIVER, reqid, ref._tid) + data
-        key = (ref._inc, ref._tid)
-
-        def delivered(outcome: Any, value: Any) -> int:
-            if outcome is rec.OK:
-                if value == 1:
-                    return 1
-                self.results.setdefault(key, None)  # the task has ended: remember it
-            elif outcome is rec.FAILED:
-                logger.warning("deliver to %r failed: %s", ref, value)
-            return 0
-
-        out.request(reqid, record, pending, delivered)
-        return pending
-
-    def notify(self, ref: RemoteTask, monitor: Task) -> Pending:
+    def notify(self, ref: RemoteTask, monitor: Task) -> Any:
         """``ref.notify(monitor)``: set up at once; a trap giving 0 or -1."""
-        out = self._outlet(ref)
-        if out is None:
-            return _done(-1)
+        if self.link_for(ref._inc, ref._loc, dial=True) is None:
+            return done(-1)
         local = type(monitor) is not RemoteTask
         if local:
-            with self.lock:
-                self.rmon.setdefault(ref._inc, {}).setdefault(ref._tid, {})[monitor] = ref
+            self.peer_state(ref._inc).monitors.setdefault(ref._tid, {})[monitor] = ref
+        return self._notify(ref, monitor, local)
 
-        def answered(outcome: Any, value: Any) -> int:
-            rc = value if outcome is rec.OK and value in (0, -1) else -1
-            if rc != 0 and local:
-                with self.lock:
-                    monitors = self.rmon.get(ref._inc, {}).get(ref._tid)
-                    if monitors is not None:
-                        monitors.pop(monitor, None)
-            return int(rc)
+    def _notify(self, ref: RemoteTask, monitor: Task, local: bool) -> Generator[Any, Any, int]:
+        try:
+            rc = yield from self.request(ref, "_monitor", (ref._tid, monitor), MSG_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - -1, as pycos gives
+            logger.debug("monitor of %r failed: %s", ref, exc)
+            rc = -1
+        if rc != 0 and local:
+            st = self.state.get(ref._inc)
+            monitors = st.monitors.get(ref._tid) if st is not None else None
+            if monitors is not None:
+                monitors.pop(monitor, None)
+        return 0 if rc == 0 else -1
 
-        reqid = self.next_id()
-        pending = Pending(MSG_TIMEOUT, -1)
-        out.request(reqid, rec.encode(rec.REQUEST, reqid, 0, ("monitor", (ref._tid, monitor))),
-                    pending, answered)
-        return pending
+    def lost_status(self, ref: RemoteTask) -> MonitorStatus:
+        """The status of a task whose node is lost (type ``PeerLost``)."""
+        reason = self.lost.get(ref._inc) or f"the node at {ref._loc!r} is lost"
+        return MonitorStatus(ref, PeerLost, reason)
 
     def finish(self, ref: RemoteTask, timeout: float | None) -> Generator[Any, Any, Any]:
         """``yield ref.finish(timeout)``."""
@@ -519,23 +567,50 @@ class Router:
         key = (ref._inc, ref._tid)
         if key in self.results:
             return self.results[key]
-        if ref._inc == self.inc:
-            task = self.tasks.get(ref._tid)
-            if task is None:
-                return self.ended.get(ref._tid)
-            return (yield task.finish(timeout))
-        out = self._outlet(ref)
-        if out is None:
+        if ref._inc in self.lost:
             return self.lost_status(ref)
-        outcome, value = yield from self.call(out, "finish", (ref._tid,), timeout)
-        if outcome is rec.OK:
-            return value
-        if outcome is rec.LOST:
+        try:
+            return (yield from self.request(ref, "_finish", ref._tid, timeout))
+        except PeerLost:
             return self.lost_status(ref)
-        if outcome is rec.FAILED:
-            logger.warning("finish of %r failed: %s", ref, value)
-        return None
+        except TimeoutError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - None, as for a local task
+            logger.warning("finish of %r failed: %s", ref, exc)
+            return None
 
+    # ------------------------------------------------------------------ channels
+    def channel_send(self, ref: RemoteChannel, message: Any) -> int:
+        """``rchan.send(message)``."""
+        target = self.link_for(ref._inc, ref._loc, dial=True)
+        if target is None:
+            return -1
+        return self._put(target, wire.csend(ref._cid, self._encode(message)))
+
+    def channel_call(self, ref: RemoteChannel, op: str, subscriber: Any,
+                     timeout: float | None) -> Generator[Any, Any, int]:
+        """``rchan.subscribe`` / ``unsubscribe``: 0 or -1."""
+        try:
+            rc = yield from self.request(ref, "_channel", (op, ref._cid, subscriber),
+                                         MSG_TIMEOUT if timeout is None else timeout)
+        except Exception as exc:  # noqa: BLE001 - -1
+            logger.debug("%s of %r failed: %s", op, ref, exc)
+            return -1
+        return 0 if rc == 0 else -1
+
+    def channel_deliver(self, ref: RemoteChannel, message: Any, timeout: float | None,
+                        n: int) -> Generator[Any, Any, int]:
+        """``rchan.deliver``: the number of end points reached on every node. The caller waits
+        one second longer than the channel's node, so an answer given in time is not lost."""
+        try:
+            count = yield from self.request(ref, "_cdeliver", (ref._cid, message, timeout, n),
+                                            None if timeout is None else timeout + 1.0)
+        except Exception as exc:  # noqa: BLE001 - 0
+            logger.warning("channel deliver to %r failed: %s", ref, exc)
+            return 0
+        return max(0, count) if type(count) is int else 0
+
+    # ------------------------------------------------------------------ locate
     def locate(self, kind: str, name: str, location: Any,
                timeout: float | None) -> Generator[Any, Any, Any]:
         """Use with yield: a reference to the ``kind`` registered as ``name`` on the node at
@@ -545,107 +620,45 @@ class Router:
             raise ValueError(f"locate() kind must be one of {_KINDS}, got {kind!r}")
         bound = MSG_TIMEOUT if timeout is None else timeout
         if location is None:
-            return (yield from _Search(self, kind, name, bound).run())
+            from .handlers import Search
+
+            return (yield from Search(self, kind, name, bound).run())
         if not isinstance(location, Location):
             raise TypeError(f"locate() needs a Location (or None), got {location!r}")
-        deadline = self.node.time() + bound
-        out = yield from self.outlet_at(location, bound)
-        if out is None:
+        deadline = self.node.now() + bound
+        dialed = Pending(bound, -1)
+        lowlevel.call(self.node.sched, self.node.dialer.dial, location, dialed)
+        if (yield dialed) != 0:
             return None
-        left = max(0.0, deadline - self.node.time())
-        outcome, value = yield from self.call(out, "locate", (kind, name), left)
-        return value if outcome is rec.OK else None
-
-    def channel_call(self, ref: RemoteChannel, op: str, subscriber: Any,
-                     timeout: float | None) -> Generator[Any, Any, int]:
-        """``rchan.subscribe`` / ``unsubscribe``: 0 or -1."""
-        out = self._outlet(ref)
-        if out is None:
-            return -1
-        bound = MSG_TIMEOUT if timeout is None else timeout
-        outcome, value = yield from self.call(out, op, (ref._cid, subscriber), bound)
-        return value if outcome is rec.OK and value in (0, -1) else -1
-
-    def channel_deliver(self, ref: RemoteChannel, message: Any, timeout: float | None,
-                        n: int) -> Pending:
-        """``rchan.deliver``: queued now; a trap giving the number of end points reached.
-        The caller waits one second longer than the channel's node, so an answer that was
-        given in time is not lost on the way."""
-        out = self._outlet(ref)
-        if out is None:
-            return _done(0)
-        reqid = self.next_id()
-        record = rec.encode(rec.REQUEST, reqid, 0, ("cdeliver", (ref._cid, message, timeout, n)))
-        pending = Pending(None if timeout is None else timeout + 1.0, 0)
-        out.request(reqid, record, pending, _counted)
-        return pending
-
-
-def _counted(outcome: Any, value: Any) -> int:
-    if outcome is rec.OK and isinstance(value, int) and not isinstance(value, bool):
-        return max(0, value)
-    if outcome is rec.FAILED:
-        logger.warning("channel deliver failed: %s", value)
-    return 0
-
-
-class _Search:
-    """``locate`` without a location: ask every peer (and every peer that comes online while
-    waiting); the first positive answer wins; None when all asked said no, or at timeout."""
-
-    def __init__(self, router: Router, kind: str, name: str, timeout: float) -> None:
-        self.router = router
-        self.request = ("locate", (kind, name))
-        self.done = Pending(timeout, None)
-        self.asked: set[bytes] = set()
-        self.answered = 0
-        self.lock = threading.Lock()
-
-    def run(self) -> Generator[Any, Any, Any]:
-        router = self.router
-        with router.lock:
-            router.searches.add(self)
-            outlets = [o for o in router.outlets.values() if o.state == rec.OPEN]
-        with self.lock:
-            self.asked.update(o.inc for o in outlets)
-        for out in outlets:
-            self._send(out)
+        link = self.node.peers.link_to(location)
+        if link is None:
+            return None
         try:
-            return (yield self.done)
-        finally:
-            with router.lock:
-                router.searches.discard(self)
+            return (yield from self.request(link, "_locate", (kind, name),
+                                            max(0.0, deadline - self.node.now())))
+        except Exception as exc:  # noqa: BLE001 - not found
+            logger.debug("locate %s %r at %r failed: %s", kind, name, location, exc)
+            return None
 
-    def ask(self, out: rec.Outlet) -> None:
-        """A peer came online during the search: ask it too (service thread)."""
-        with self.lock:
-            if self.done.done or out.inc in self.asked:
-                return
-            self.asked.add(out.inc)
-        self._send(out)
+    # ------------------------------------------------------------------ housekeeping
+    def tick(self, now: float) -> None:
+        """Periodic cleanup (the keeper's round)."""
+        for inc in [i for i in self.state if i not in self.node.peers.by_inc
+                    and i not in self.outboxes and i != self.node.incarnation]:
+            st = self.state[inc]
+            if not st.monitors and not st.tracked:
+                del self.state[inc]
 
-    def _send(self, out: rec.Outlet) -> None:
-        reqid = self.router.next_id()
-        out.request(reqid, rec.encode(rec.REQUEST, reqid, 0, self.request), Pending(),
-                    self._answer)
-
-    def _answer(self, outcome: Any, value: Any) -> Any:
-        with self.lock:
-            self.answered += 1
-            everyone = self.answered >= len(self.asked)
-        if outcome is rec.OK and value is not None:
-            self.done.resolve(value)
-        elif everyone:
-            self.done.resolve(None)
-        return outcome, value
+    def close(self) -> None:
+        """The node stops: every remote wait fails."""
+        for inc in list(self.state):
+            peer = self.node.peers.by_inc.get(inc)
+            loc = peer.location if peer is not None else None
+            self.peer_lost(inc, loc, "this node stopped")
 
 
-@HANDLERS.oneway("rt")
-def _on_records(service: Any, peer: Any, payload: Any) -> None:
-    """A batch of records from a peer (service thread)."""
-    router = rec.current()
-    if router is None or router.service is not service:
-        logger.debug("records from %s dropped: this node's router is not running", peer)
-        return
-    router.received(peer, payload)
+class _TimedOut:
+    __repr__ = lambda self: "<timed out>"  # noqa: E731
 
+
+_TIMED_OUT = _TimedOut()
