@@ -34,7 +34,8 @@ from ..errors import RemoteProtocolError
 
 __all__ = ["SEND", "DELIVER", "CSEND", "REQUEST", "REPLY", "INFO", "VERDICT", "STREAM",
            "OK", "FAILED", "Msg", "send", "deliver", "csend", "request", "reply", "info",
-           "verdict", "stream", "parse", "MAX_KIND_BYTES", "OP_NAMES"]
+           "verdict", "stream", "parse", "parse_tuples", "MAX_KIND_BYTES", "OP_NAMES",
+           "SEND_HEADER"]
 
 SEND, DELIVER, CSEND, REQUEST, REPLY, INFO, VERDICT, STREAM = range(1, 9)
 OP_NAMES = {SEND: "SEND", DELIVER: "DELIVER", CSEND: "CSEND", REQUEST: "REQUEST",
@@ -51,19 +52,21 @@ _S_REPLY = struct.Struct(">BQBI")
 _S_LEN = struct.Struct(">I")
 _S_OP = struct.Struct(">BI")
 _S_VERDICT = struct.Struct(">BB")
+#: The header of a SEND (op, task id, payload length): the hot path packs it itself.
+SEND_HEADER = _S_SEND
 
 
 class Msg(NamedTuple):
     """One parsed message. ``a``/``b`` are its ids (task, channel, request; 0 when unused),
     ``kind`` its kind (REQUEST, STREAM) or None, ``status`` the REPLY status or the VERDICT,
-    ``payload`` the raw payload (empty: None)."""
+    ``payload`` the raw payload, a view of the batch's body (empty: None)."""
 
     op: int
     a: int
     b: int
     kind: str | None
     status: int
-    payload: bytes
+    payload: memoryview
 
 
 def _id(value: int, what: str) -> int:
@@ -132,63 +135,74 @@ def parse(body: bytes | memoryview) -> list[Msg]:
         RemoteProtocolError: the body is truncated or a message is malformed (nothing of the
             batch should be acted on).
     """
-    out: list[Msg] = []
+    return [Msg(*fields) for fields in parse_tuples(body)]
+
+
+def parse_tuples(body: bytes | memoryview) -> list[tuple[Any, ...]]:
+    """``parse`` as plain tuples ``(op, a, b, kind, status, payload)`` whose payloads are
+    memoryview slices of ``body`` (no copies): the node's hot path. Same errors."""
+    out: list[tuple[Any, ...]] = []
     view = memoryview(body)
     end = len(view)
     pos = 0
     append = out.append
+    unpack_send = _S_SEND.unpack_from
     while pos < end:
         op = view[pos]
         try:
             if op == SEND or op == CSEND:
-                _op, a, n = _S_SEND.unpack_from(view, pos)
-                pos += _S_SEND.size
-                append(Msg(op, a, 0, None, 0, _take(view, pos, n, end)))
+                _op, a, n = unpack_send(view, pos)
+                pos += 13
+                if n > end - pos:
+                    raise RemoteProtocolError("a payload runs past the end of its batch")
+                append((op, a, 0, None, 0, view[pos:pos + n]))
+                pos += n
+                continue
             elif op == DELIVER:
                 _op, a, b, n = _S_DELIVER.unpack_from(view, pos)
                 pos += _S_DELIVER.size
-                append(Msg(op, a, b, None, 0, _take(view, pos, n, end)))
+                append((op, a, b, None, 0, _take(view, pos, n, end)))
             elif op == REPLY:
                 _op, a, status, n = _S_REPLY.unpack_from(view, pos)
                 if status not in (OK, FAILED):
                     raise RemoteProtocolError(f"REPLY with an unknown status {status}")
                 pos += _S_REPLY.size
-                append(Msg(op, a, 0, None, status, _take(view, pos, n, end)))
+                append((op, a, 0, None, status, _take(view, pos, n, end)))
             elif op == REQUEST:
                 _op, a = _S_RID.unpack_from(view, pos)
                 pos += _S_RID.size
                 kind, pos = _read_kind(view, pos, end)
                 (n,) = _S_LEN.unpack_from(view, pos)
                 pos += _S_LEN.size
-                append(Msg(op, a, 0, kind, 0, _take(view, pos, n, end)))
+                append((op, a, 0, kind, 0, _take(view, pos, n, end)))
             elif op == INFO:
                 _op, n = _S_OP.unpack_from(view, pos)
                 pos += _S_OP.size
-                append(Msg(op, 0, 0, None, 0, _take(view, pos, n, end)))
+                append((op, 0, 0, None, 0, _take(view, pos, n, end)))
             elif op == VERDICT:
                 _op, status = _S_VERDICT.unpack_from(view, pos)
                 if status > 1:
                     raise RemoteProtocolError(f"VERDICT with an unknown value {status}")
                 pos += _S_VERDICT.size
-                append(Msg(op, 0, 0, None, status, b""))
+                append((op, 0, 0, None, status, view[0:0]))
             elif op == STREAM:
                 kind, pos = _read_kind(view, pos + 1, end)
                 (n,) = _S_LEN.unpack_from(view, pos)
                 pos += _S_LEN.size
-                append(Msg(op, 0, 0, kind, 0, _take(view, pos, n, end)))
+                append((op, 0, 0, kind, 0, _take(view, pos, n, end)))
             else:
                 raise RemoteProtocolError(f"unknown message op {op} in a batch")
         except struct.error:
             raise RemoteProtocolError(f"truncated {OP_NAMES.get(op, 'message')} in a batch"
                                       ) from None
-        pos += len(out[-1].payload)
+        pos += len(out[-1][5])
     return out
 
 
-def _take(view: memoryview, pos: int, n: int, end: int) -> bytes:
+def _take(view: memoryview, pos: int, n: int, end: int) -> memoryview:
     if n > end - pos:
         raise RemoteProtocolError("a payload runs past the end of its batch")
-    return bytes(view[pos:pos + n])
+    return view[pos:pos + n]
 
 
 def _read_kind(view: memoryview, pos: int, end: int) -> tuple[str, int]:

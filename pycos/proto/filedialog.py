@@ -82,8 +82,9 @@ class Offer:
         return head + _LEN.pack(len(name)) + name + dir_part
 
     @classmethod
-    def decode(cls, data: bytes) -> Offer:
+    def decode(cls, data: bytes | memoryview) -> Offer:
         """Raises RemoteProtocolError when malformed."""
+        data = bytes(data)
         try:
             size, mtime, atime, mode, flags = _OFFER.unpack_from(data, 0)
             pos = _OFFER.size
@@ -123,8 +124,9 @@ class Answer:
         return bytes([self.code])
 
     @classmethod
-    def decode(cls, data: bytes) -> Answer:
+    def decode(cls, data: bytes | memoryview) -> Answer:
         """Raises RemoteProtocolError when malformed."""
+        data = bytes(data)
         if not data:
             raise RemoteProtocolError("empty file-transfer answer")
         try:
@@ -155,8 +157,9 @@ class Trailer:
         return _TRAILER.pack(self.size, self.digest)
 
     @classmethod
-    def decode(cls, data: bytes) -> Trailer:
+    def decode(cls, data: bytes | memoryview) -> Trailer:
         """Raises RemoteProtocolError when malformed."""
+        data = bytes(data)
         if len(data) != _TRAILER.size:
             raise RemoteProtocolError("malformed file-transfer trailer")
         size, digest = _TRAILER.unpack(data)

@@ -50,13 +50,14 @@ class LinkInfo:
                 + bytes([len(addr)]) + addr)
 
     @classmethod
-    def decode(cls, data: bytes) -> LinkInfo:
+    def decode(cls, data: bytes | memoryview) -> LinkInfo:
         """Parse an INFO payload (plain call).
 
         Raises:
             RemoteProtocolError: malformed, or a field out of range (the address must be an
                 IP address literal: a peer's INFO never causes a name lookup).
         """
+        data = bytes(data)
         try:
             version, flags, port = _HEAD.unpack_from(data, 0)
             pos = _HEAD.size

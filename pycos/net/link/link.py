@@ -206,13 +206,13 @@ class Link:
         return bool(len(self._out) + self._batch_size > self.limit)
 
     # ------------------------------------------------------------------ tasks
-    def start(self, first: list[wire.Msg] | None = None) -> None:
+    def start(self, first: list[Any] | None = None) -> None:
         """Start the reader and writer tasks (node's scheduler thread). ``first``: messages
         the acceptor already read (an established connection's first batch)."""
         self._writer = lowlevel.spawn_daemon(self._write_loop)
         lowlevel.spawn_daemon(self._read_loop, first)
 
-    def _read_loop(self, first: list[wire.Msg] | None, task: Any = None) -> Any:
+    def _read_loop(self, first: list[Any] | None, task: Any = None) -> Any:
         sock, conn, node = self.sock, self.conn, self.node
         try:
             if first is None:
@@ -314,42 +314,44 @@ class Link:
 
     def _on_batch(self, body: bytes) -> None:
         try:
-            messages = wire.parse(body)
+            messages = wire.parse_tuples(body)
         except RemoteProtocolError as exc:
             self._violation(str(exc))
             return
         self._dispatch(messages)
 
-    def _dispatch(self, messages: list[wire.Msg]) -> None:
+    def _dispatch(self, messages: list[tuple[Any, ...]]) -> None:
+        """Act on parsed messages ``(op, a, b, kind, status, payload)`` in order."""
         node = self.node
         router = node.router
+        on_send = router.on_send
+        active = LinkState.ACTIVE
         ctx = decoding(node)
         ctx.__enter__()
         try:
-            for msg in messages:
-                if self.state is not LinkState.ACTIVE:
+            for op, a, b, kind, status, payload in messages:
+                if self.state is not active:
                     if self.state is LinkState.INFO:
-                        self._exchange(msg)
+                        self._exchange(op, status, payload)
                         continue
                     return
-                op = msg.op
                 if op == wire.SEND:
-                    router.on_send(self, msg.a, msg.payload)
+                    on_send(self, a, payload)
                 elif op == wire.REPLY:
-                    self._on_reply(msg)
+                    self._on_reply(a, status, payload)
                 elif op == wire.REQUEST:
-                    self._on_request(msg)
+                    self._on_request(a, kind, payload)
                 elif op == wire.DELIVER:
-                    router.on_deliver(self, msg.a, msg.b, msg.payload)
+                    router.on_deliver(self, a, b, payload)
                 elif op == wire.CSEND:
-                    router.on_csend(self, msg.a, msg.payload)
+                    router.on_csend(self, a, payload)
                 else:
                     self._violation(f"{wire.OP_NAMES[op]} on an active link")
                     return
         finally:
             ctx.__exit__()
 
-    def decode(self, payload: bytes, what: str) -> Any:
+    def decode(self, payload: bytes | memoryview, what: str) -> Any:
         """The value of a payload from this peer, or raise ``SerializationError`` (counted and
         logged, rate-limited)."""
         if not payload:
@@ -361,28 +363,28 @@ class Link:
                                       f"{what} refused: {exc}", closing=False)
             raise
 
-    def _on_request(self, msg: wire.Msg) -> None:
+    def _on_request(self, rid: int, kind: str | None, payload: memoryview) -> None:
         node = self.node
         from ..requests import RequestContext  # noqa: PLC0415 - cycle-free at call time
 
-        ctx = RequestContext(node, self, self.peer, msg.kind or "", msg.a)
+        ctx = RequestContext(node, self, self.peer, kind or "", rid)
         try:
-            value = self.decode(msg.payload, f"payload of a {msg.kind!r} request")
+            value = self.decode(payload, f"payload of a {kind!r} request")
         except SerializationError as exc:
             ctx.fail(exc)
             return
         node.handlers.handle(ctx, value)
 
-    def _on_reply(self, msg: wire.Msg) -> None:
-        pending = self._pending.pop(msg.a, None)
+    def _on_reply(self, rid: int, status: int, payload: memoryview) -> None:
+        pending = self._pending.pop(rid, None)
         if pending is None:
             return  # the caller gave up (timeout) before the reply came
         try:
-            value = self.decode(msg.payload, "reply")
+            value = self.decode(payload, "reply")
         except SerializationError as exc:
             pending.fail(exc)
             return
-        if msg.status == wire.FAILED:
+        if status == wire.FAILED:
             if not isinstance(value, BaseException):
                 value = RemoteProtocolError(f"{self.describe} answered with a failure that is "
                                             "not an exception")
@@ -390,16 +392,15 @@ class Link:
         else:
             pending.resolve(value)
 
-    def _exchange(self, msg: wire.Msg) -> None:
+    def _exchange(self, op: int, status: int, payload: memoryview) -> None:
         """The link exchange (state INFO): INFO, VERDICT or STREAM."""
-        op = msg.op
         peers = self.node.peers
         if op == wire.INFO:
             if self.info is not None:
                 self._violation("a second node info")
                 return
             try:
-                info = LinkInfo.decode(msg.payload)
+                info = LinkInfo.decode(bytes(payload))
             except RemoteProtocolError as exc:
                 self._violation(str(exc))
                 return
@@ -410,7 +411,7 @@ class Link:
             if self.info is None or self.verdict_received:
                 self._violation("unexpected connection verdict")
                 return
-            peers.on_verdict(self, bool(msg.status))
+            peers.on_verdict(self, bool(status))
         else:
             self._violation(f"{wire.OP_NAMES[op]} before the connection was accepted")
 
