@@ -50,6 +50,7 @@ from .messages import (
     Refused,
     Role,
     decode_text,
+    encode_batch_body,
     encode_body,
     encode_reason,
     message_type,
@@ -64,6 +65,7 @@ MIN_MAX_FRAME_SIZE = 1024
 HANDSHAKE_FRAME_LIMIT = 1024
 _MAX_U32 = 2**32 - 1
 M = MessageType
+_BATCH_TYPE = int(MessageType.BATCH)
 
 
 class _Sentinel(enum.Enum):
@@ -208,6 +210,17 @@ class Connection:
     def send_batch(self, body: bytes) -> bytes:
         """Frame one BATCH body (plain call): ``send(Batch(body))`` without the allocation,
         for the hot path. Same errors as :meth:`send`."""
+        if type(body) is not bytes:
+            body = encode_batch_body(Batch(body))  # TypeError, ValueError: nothing sent
+        elif not body:
+            raise ValueError("an empty batch (the peer would refuse it as a protocol error)")
+        peer = self._peer
+        if (self._state is State.OPEN and self._send_key is None and not self._outbox
+                and peer is not None and len(body) <= peer.max_frame_size
+                and self._send_seq <= MAX_SEQUENCE):
+            header = pack_header(self._send_version, _BATCH_TYPE, 0, len(body), self._send_seq)
+            self._send_seq += 1
+            return header + body
         self._emit(M.BATCH, body)
         return self.data_to_send()
 
@@ -261,6 +274,23 @@ class Connection:
             self._eof = True
         elif self._state in LIVE_STATES:
             self._reader.feed(data)
+
+    def next_batch(self) -> bytearray | NeedData | None:
+        """The body of the next BATCH when it is fully buffered and the connection is OPEN
+        without MACs; :data:`NEED_DATA` when nothing at all is buffered; else None (plain
+        call): the hot path beside :meth:`next_event`, which must be called when this gives
+        None (it handles everything else and every error). Sending never touches what this
+        reads, so it needs no lock shared with senders."""
+        if self._state is not State.OPEN or self._recv_key is not None:
+            return None
+        reader = self._reader
+        if not reader and not self._eof:
+            return NEED_DATA  # type: ignore[return-value]
+        body = reader.take_plain(_BATCH_TYPE, self._version,  # type: ignore[arg-type]
+                                       self._recv_seq, self._max_frame_size)
+        if body is not None:
+            self._recv_seq += 1
+        return body
 
     def next_event(self) -> Event | NeedData:
         """The next event, or :data:`NEED_DATA` (plain call).

@@ -147,6 +147,30 @@ class FrameReader:
         have = len(self) - header.wire_size
         return header.length, max(0, have)
 
+    def take_plain(self, mtype: int, version: int, sequence: int,
+                   limit: int) -> bytearray | None:
+        """The body of the next frame when it is complete, carries no MAC and its header is
+        exactly what is expected (``mtype``, ``version``, ``sequence``, at most ``limit``
+        bytes); else None and nothing is consumed (plain call). The hot path of an OPEN
+        connection without a secret: anything unusual goes the checked way (``peek_header``,
+        ``take``), which gives the precise error."""
+        if self._header is not None:
+            return None
+        buf = self._buf
+        pos = self._pos
+        if len(buf) - pos < HEADER_SIZE:
+            return None
+        magic, ver, kind, flags, reserved, length, seq = _HEADER.unpack_from(buf, pos)
+        if (kind != mtype or seq != sequence or ver != version or flags or reserved
+                or length > limit or magic != MAGIC):
+            return None
+        start = pos + HEADER_SIZE
+        end = start + length
+        if end > len(buf):
+            return None
+        self._pos = end
+        return buf[start:end]
+
     def take(self, header: FrameHeader) -> Frame | None:
         """The complete frame whose header ``peek_header`` returned, or None until its MAC and
         body are buffered (plain call)."""

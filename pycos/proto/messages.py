@@ -228,9 +228,12 @@ def decode_text(raw: bytes, what: str) -> str:
 
 
 # ------------------------------------------------------------------ bodies of sent messages
-def _encode_batch(m: Batch) -> bytes:
+def encode_batch_body(m: Batch) -> bytes:
+    """The frame body of a ``Batch``: its bytes (TypeError, ValueError when empty)."""
     if not isinstance(m.body, bytes | bytearray | memoryview):
         raise TypeError(f"a batch body must be bytes, not {type(m.body).__name__}")
+    if not m.body:
+        raise ValueError("an empty batch (the peer would refuse it as a protocol error)")
     return bytes(m.body)
 
 
@@ -247,7 +250,7 @@ def _encode_bye(m: Bye) -> bytes:
 
 
 _ENCODERS: dict[type, tuple[MessageType, Callable[[Any], bytes]]] = {
-    Batch: (MessageType.BATCH, _encode_batch),
+    Batch: (MessageType.BATCH, encode_batch_body),
     Heartbeat: (MessageType.HEARTBEAT, _encode_heartbeat),
     Bye: (MessageType.BYE, _encode_bye),
     Refuse: (MessageType.REFUSE, _encode_refuse),

@@ -4,13 +4,14 @@ These programs find their peers by UDP broadcast on asyncoro's port 51350, so th
 network namespaces this module creates (``netns.Lan``: hosts ``10.200.1.<i>`` behind a bridge);
 nothing is sent on the machine's own interfaces. Each pair is a server on host 1 and a client
 on host 2, started as ``python <example>.py`` with this checkout's ``asyncoro`` package first on
-the path. Skipped, with the reason, when namespaces cannot be created or no copy of asyncoro
-4.5.6's examples is found (``ASYNCORO_EXAMPLES``, default under ``/tmp/asyncoro_dl``).
+the path. The examples come from asyncoro 4.5.6's sdist, fetched from the package index at
+test time into a cache (``tests/compat/fetch.py``; ``ASYNCORO_EXAMPLES`` may name a copy
+instead). Skipped, with the reason, when namespaces cannot be created or the examples cannot be
+fetched.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -22,20 +23,21 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 
+from compat.fetch import examples_or_skip  # noqa: E402
 from netns import Lan, Proc, netns_unavailable  # noqa: E402
 
 if not sys.platform.startswith("linux"):
     pytest.skip("network namespaces are a Linux feature", allow_module_level=True)
-SOURCE = Path(os.environ.get("ASYNCORO_EXAMPLES",
-                             "/tmp/asyncoro_dl/asyncoro-4.5.6/py3/asyncoro/examples"))
+_WHY = netns_unavailable()
+if _WHY:
+    pytest.skip(_WHY, allow_module_level=True)
+SOURCE = examples_or_skip("asyncoro")
 PAIRS = ["tut_server.py", "tut_client.py", "remote_coro_server.py", "remote_coro_client.py",
          "rci_monitor_server.py", "rci_monitor_client.py"]
 if not all((SOURCE / name).is_file() for name in PAIRS):
     pytest.skip(f"asyncoro 4.5.6 examples not found in {SOURCE}", allow_module_level=True)
-_WHY = netns_unavailable()
-if _WHY:
-    pytest.skip(_WHY, allow_module_level=True)
 
 WAIT = 20.0
 

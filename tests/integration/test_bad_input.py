@@ -58,7 +58,7 @@ def target(local_node, node_procs):
 
 def _still_serves(proc, node) -> None:
     def ping(task=None):
-        return (yield node._request(proc.location, "ping", "still there?", 5.0))
+        return (yield node.request(proc.location, "ping", "still there?", 5.0))
 
     assert run_in(node, ping) == "still there?"
     fresh = RawClient(proc.port, SECRET)

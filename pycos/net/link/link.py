@@ -165,6 +165,9 @@ class Link:
         self._writer: Any = None
         self._writer_idle = False
         self._socket_open = True
+        raw = getattr(sock, "_sock", None)
+        #: the plain socket written at once when it takes the bytes (None under TLS)
+        self._raw = raw if type(raw) is socket.socket else None
         self._pending: dict[int, Pending] = {}
         self._next_id = 1
         self.limit = cfg.link_buffer
@@ -233,6 +236,8 @@ class Link:
                         node.peers.connection_failed(self, exc)
                     return
                 self.bytes_in += len(data)
+                if len(data) < RECV_SIZE:
+                    sock._rhint = True  # drained: wait for readiness before the next read
                 conn.receive_data(data)
                 self._process()
                 if not data and not self.closed:
@@ -266,43 +271,66 @@ class Link:
 
     # ------------------------------------------------------------------ input
     def _process(self) -> None:
+        """Act on every complete frame received (the reader, after each read)."""
         conn = self.conn
         node = self.node
-        while self.state is not LinkState.CLOSED:
-            try:
-                with self.lock:
-                    event = conn.next_event()
-                    answer = conn.data_to_send()
-            except RemoteProtocolError as exc:
-                with self.lock:
-                    refusal = conn.data_to_send()
-                self._write(refusal)  # the REFUSE telling the peer why
-                node.peers.bad_input(self, "protocol_errors", str(exc))
-                self.close(f"protocol error: {exc}", bye=False)
-                return
-            if answer:
-                self._write(answer)
-            if event is NEED_DATA:
-                self.live.partial(node.now(), conn.partial())
-                return
-            self.frames_in += 1
-            self.live.frame_received(node.now())
-            kind = type(event)
-            if kind is Batch:
-                self._on_batch(event.body)  # type: ignore[union-attr]
-            elif kind is Heartbeat:
-                node.stats["heartbeats_received"] += 1
-            elif kind is Established:
-                self._on_established(event)  # type: ignore[arg-type]
-            elif isinstance(event, Bye):
-                node.stats["byes_received"] += 1
-                reason = escape(event.reason) or "no reason given"
-                self.close(f"the peer left ({reason})", bye=False)
-            elif isinstance(event, Refused):
-                node.peers.refused(self, event)
-                self.close(f"refused: {escape(event.reason)}", bye=False)
-            elif kind is ConnectionClosed:
-                self.close("connection closed by the peer", bye=False)
+        now = node.now()  # when these bytes arrived
+        frames = 0
+        next_batch = conn.next_batch
+        try:
+            while self.state is not LinkState.CLOSED:
+                body = next_batch()  # the common case, checked inline
+                if body is not None:
+                    if body is NEED_DATA:
+                        break
+                    frames += 1
+                    self._on_batch(body)
+                    continue
+                try:
+                    with self.lock:
+                        event = conn.next_event()
+                        answer = conn.data_to_send()
+                except RemoteProtocolError as exc:
+                    with self.lock:
+                        refusal = conn.data_to_send()
+                    self._write(refusal)  # the REFUSE telling the peer why
+                    node.peers.bad_input(self, "protocol_errors", str(exc))
+                    self.close(f"protocol error: {exc}", bye=False)
+                    return
+                if answer:
+                    self._write(answer)
+                if event is NEED_DATA:
+                    if frames:
+                        self.frames_in += frames
+                        self.live.frame_received(now)
+                        frames = 0
+                    self.live.partial(now, conn.partial())
+                    return
+                frames += 1
+                self._on_event(event)
+        finally:
+            if frames:
+                self.frames_in += frames
+                self.live.frame_received(now)
+
+    def _on_event(self, event: Any) -> None:
+        node = self.node
+        kind = type(event)
+        if kind is Batch:
+            self._on_batch(event.body)
+        elif kind is Heartbeat:
+            node.stats["heartbeats_received"] += 1
+        elif kind is Established:
+            self._on_established(event)
+        elif kind is Bye:
+            node.stats["byes_received"] += 1
+            reason = escape(event.reason) or "no reason given"
+            self.close(f"the peer left ({reason})", bye=False)
+        elif kind is Refused:
+            node.peers.refused(self, event)
+            self.close(f"refused: {escape(event.reason)}", bye=False)
+        elif kind is ConnectionClosed:
+            self.close("connection closed by the peer", bye=False)
 
     def _on_established(self, ev: Established) -> None:
         node = self.node
@@ -439,8 +467,8 @@ class Link:
             if len(self._out) > self.limit:
                 self._paused = True  # read no more from a peer that does not read
             return False
-        raw = getattr(self.sock, "_sock", None)
-        if type(raw) is not socket.socket:  # TLS: the writer task handles it
+        raw = self._raw
+        if raw is None:  # TLS: the writer task handles it
             self._out += data
             self._writer_idle = False
             return True
@@ -478,9 +506,10 @@ class Link:
         """
         if self.state is not LinkState.ACTIVE:
             raise PeerLost(f"the connection to {self.describe} is {self.state.value}")
-        if len(message) > self.conn.peer_max_frame_size - 64:  # type: ignore[operator]
+        size = len(message)
+        if size > self._max_message:
             raise SerializationError(
-                f"a message of {len(message)} bytes is larger than {self.describe} accepts "
+                f"a message of {size} bytes is larger than {self.describe} accepts "
                 f"({self.conn.peer_max_frame_size} bytes; see max_frame_size)")
         if len(self._out) + self._batch_size > 4 * self.limit:
             raise PeerBusy(f"{self.describe} has not read the last "
@@ -490,39 +519,47 @@ class Link:
         if not lowlevel.in_thread(sched):
             self._write_messages([message])
             return
-        with self.lock:
-            self._batch.append(message)
-            self._batch_size += len(message)
-            if self._batch_size < FLUSH_AT:
-                if self._flush_posted:
-                    return
-                self._flush_posted = True
-                post = True
-            else:
-                post = False
-        if post:
-            lowlevel.call_soon(sched, self.flush)
-        else:
+        # the batch belongs to the scheduler thread: no lock until it is framed
+        self._batch.append(message)
+        self._batch_size += size
+        if self._batch_size >= FLUSH_AT:
             self.flush()
+        elif not self._flush_posted:
+            self._flush_posted = True
+            lowlevel.call_soon(sched, self.flush)
+
+    @property
+    def _max_message(self) -> int:
+        """The largest message the peer takes (its frame limit less the batch header room)."""
+        return (self.conn.peer_max_frame_size or FLUSH_AT) - 64
 
     def flush(self) -> None:
-        """Write the batch (node's scheduler thread)."""
-        limit = (self.conn.peer_max_frame_size or FLUSH_AT) - 64
+        """Frame and write the batch (node's scheduler thread)."""
+        self._flush_posted = False
+        batch = self._batch
+        if not batch:
+            return
+        total = self._batch_size
+        self._batch = []
+        self._batch_size = 0
+        if self.state is LinkState.CLOSED:
+            return
+        limit = self._max_message
+        wake = False
         with self.lock:
-            self._flush_posted = False
-            batch, self._batch, self._batch_size = self._batch, [], 0
-            if not batch or self.state is LinkState.CLOSED:
-                return
-            wake = False
             try:
-                start = 0
-                size = 0
-                for i, message in enumerate(batch):
-                    if size + len(message) > limit and i > start:
-                        wake |= self._append(self.conn.send_batch(b"".join(batch[start:i])))
-                        start, size = i, 0
-                    size += len(message)
-                wake |= self._append(self.conn.send_batch(b"".join(batch[start:])))
+                if total <= limit:  # the common case: one frame
+                    body = batch[0] if len(batch) == 1 else b"".join(batch)
+                    wake = self._append(self.conn.send_batch(body))
+                else:
+                    start = 0
+                    size = 0
+                    for i, message in enumerate(batch):
+                        if size + len(message) > limit and i > start:
+                            wake |= self._append(self.conn.send_batch(b"".join(batch[start:i])))
+                            start, size = i, 0
+                        size += len(message)
+                    wake |= self._append(self.conn.send_batch(b"".join(batch[start:])))
             except LocalProtocolError as exc:  # the connection is closing
                 logger.debug("batch for %s dropped: %s", self.describe, exc)
         if wake:
