@@ -340,7 +340,7 @@ class Link:
         node.stats["handshakes"] += 1
         self._write_messages([wire.info(node.link_info().encode())])
 
-    def _on_batch(self, body: bytes) -> None:
+    def _on_batch(self, body: bytes | bytearray) -> None:
         try:
             messages = wire.parse_tuples(body)
         except RemoteProtocolError as exc:

@@ -25,7 +25,7 @@ ANN = Announcement("node-1", INC, (51350, 51351), "203.0.113.7", AnnounceKind.RE
 
 def test_roundtrip_and_layout():
     data = encode_announcement(ANN, "secret")
-    assert data[:4] == b"\xa7pca" and data[4:8] == bytes([1, 1, AnnounceKind.RELAY, 0])
+    assert data[:4] == b"\xa7pca" and data[4:8] == bytes([2, 2, AnnounceKind.RELAY, 0])
     assert data[8:24] == INC and data[24] == len("node-1")
     assert len(data) == 24 + 1 + 6 + 1 + 11 + 1 + 4 + 32
     assert decode_announcement(data, "secret") == ANN
@@ -48,7 +48,7 @@ def test_wrong_secret_is_refused():
 
 def test_version_mismatch_is_reported_clearly(monkeypatch):
     monkeypatch.setattr(announce_mod, "SUPPORTED_VERSIONS", (3, 4))
-    with pytest.raises(RemoteProtocolError, match=r"speaks protocol versions 1\.\.1, this node "
+    with pytest.raises(RemoteProtocolError, match=r"speaks protocol versions 2\.\.2, this node "
                                                    r"3\.\.4"):
         decode_announcement(encode_announcement(ANN, "k"), "k")
 
@@ -56,6 +56,12 @@ def test_version_mismatch_is_reported_clearly(monkeypatch):
 def test_overlapping_version_ranges_are_accepted():
     ann = Announcement("n", INC, (1,), min_version=1, max_version=5)
     assert decode_announcement(encode_announcement(ann, "k"), "k").max_version == 5
+
+
+def test_announcement_of_a_version_1_node_is_refused():
+    old = Announcement("n", INC, (1,), min_version=1, max_version=1)
+    with pytest.raises(RemoteProtocolError, match=r"versions 1\.\.1, this node 2\.\.2"):
+        decode_announcement(encode_announcement(old, "k"), "k")
 
 
 @SETTINGS
@@ -68,7 +74,7 @@ def test_any_altered_byte_is_refused(pos, xor):
 
 
 @SETTINGS
-@given(data=st.binary(max_size=1200) | st.binary(max_size=200).map(lambda b: b"\xa7pca\x01\x01"
+@given(data=st.binary(max_size=1200) | st.binary(max_size=200).map(lambda b: b"\xa7pca\x02\x02"
                                                                      + b))
 def test_arbitrary_datagrams_only_raise_remote_protocol_error(data):
     with mock.patch.object(pickle, "loads", side_effect=AssertionError("unpickled")):
@@ -89,13 +95,13 @@ def test_authenticated_but_malformed_fields_are_refused():
     def signed(body: bytes) -> bytes:
         return body + announce_mod.mac(key, body)
 
-    head = b"\xa7pca\x01\x01\x01\x00" + INC
+    head = b"\xa7pca\x02\x02\x01\x00" + INC
     cases = {
         "port list": head + b"\x01n\x00\x01\x00\x01\x00",  # trailing byte after ports
         "port 0": head + b"\x01n\x00\x01\x00\x00",
         "empty name": head + b"\x00\x00\x01\x00\x01" + b"\x00",
-        "unknown kind": b"\xa7pca\x01\x01\x09\x00" + INC + b"\x01n\x00\x01\x00\x01",
-        "reserved": b"\xa7pca\x01\x01\x01\x05" + INC + b"\x01n\x00\x01\x00\x01",
+        "unknown kind": b"\xa7pca\x02\x02\x09\x00" + INC + b"\x01n\x00\x01\x00\x01",
+        "reserved": b"\xa7pca\x02\x02\x01\x05" + INC + b"\x01n\x00\x01\x00\x01",
         "UTF-8": head + b"\x01\xff\x00\x01\x00\x01",
         "truncated": head + b"\x09nnnnnnnn",
     }

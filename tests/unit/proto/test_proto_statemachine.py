@@ -1,4 +1,5 @@
-"""The state machine: its tables, and two honest sides under random operation sequences."""
+"""The state machine: its tables, and two honest sides under random operation sequences
+(BATCH frames, heartbeats and closes, bytes delivered in random-sized pieces)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from proto_helpers import drain
 
 from pycos.errors import RemoteProtocolError
 from pycos.proto import (
+    Batch,
     Bye,
     Connection,
     ConnectionClosed,
@@ -18,13 +20,11 @@ from pycos.proto import (
     Heartbeat,
     LocalProtocolError,
     MessageType,
-    Oneway,
     Refused,
-    Reply,
-    Request,
     Role,
     State,
 )
+from pycos.proto import batch as wire
 from pycos.proto._state import (
     HANDSHAKE_STATES,
     LIVE_STATES,
@@ -48,9 +48,25 @@ def test_refuse_is_possible_from_every_live_state_both_ways():
         assert on_receive(state, MessageType.REFUSE) is State.CLOSED
 
 
+def test_every_message_type_has_a_row_in_some_table():
+    for mtype in MessageType:
+        assert any(m is mtype for _s, m in SEND_TRANSITIONS)
+        assert any(m is mtype for _s, m in RECEIVE_TRANSITIONS)
+
+
+def test_handshake_messages_never_when_open():
+    for mtype in (MessageType.HELLO, MessageType.AUTH, MessageType.AUTH_OK):
+        with pytest.raises(LocalProtocolError):
+            on_send(State.OPEN, mtype)
+        with pytest.raises(RemoteProtocolError):
+            on_receive(State.OPEN, mtype)
+
+
 def test_data_only_when_open():
-    for mtype in (MessageType.REQUEST, MessageType.REPLY, MessageType.ONEWAY,
-                  MessageType.HEARTBEAT, MessageType.BYE):
+    for mtype in (MessageType.BATCH, MessageType.HEARTBEAT, MessageType.BYE):
+        assert on_send(State.OPEN, mtype) is on_receive(State.OPEN, mtype)
+        assert on_send(State.OPEN, mtype) is (State.CLOSED if mtype is MessageType.BYE
+                                              else State.OPEN)
         for state in HANDSHAKE_STATES:
             with pytest.raises(LocalProtocolError):
                 on_send(state, mtype)
@@ -75,12 +91,14 @@ def test_every_state_is_reachable_and_handshake_reaches_open():
 OTHER = {"a": "b", "b": "a"}
 SIDES = st.sampled_from("ab")
 MESSAGES = st.one_of(
-    st.builds(Request, st.integers(0, 50), st.just("op"), st.integers()),
-    st.builds(Reply, st.integers(0, 50), st.text(max_size=5)),
-    st.builds(Oneway, st.sampled_from(["send", "notify"]), st.lists(st.integers(), max_size=3)),
+    st.builds(lambda rid, p: Batch(wire.request(rid, "op", p)), st.integers(0, 50),
+              st.binary(max_size=20)),
+    st.builds(lambda rid, p: Batch(wire.reply(rid, False, p) + wire.verdict(True)),
+              st.integers(0, 50), st.binary(max_size=20)),
+    st.binary(min_size=1, max_size=200).map(Batch),
     st.just(Heartbeat()),
 )
-DATA_EVENTS = (Request, Reply, Oneway, Heartbeat, Bye)
+DATA_EVENTS = (Batch, Heartbeat, Bye)
 
 
 class TwoSides(RuleBasedStateMachine):
