@@ -138,7 +138,7 @@ def parse(body: bytes | memoryview) -> list[Msg]:
     return [Msg(*fields) for fields in parse_tuples(body)]
 
 
-def parse_tuples(body: bytes | memoryview) -> list[tuple[Any, ...]]:
+def parse_tuples(body: bytes | bytearray | memoryview) -> list[tuple[Any, ...]]:
     """``parse`` as plain tuples ``(op, a, b, kind, status, payload)`` whose payloads are
     memoryview slices of ``body`` (no copies): the node's hot path. Same errors."""
     out: list[tuple[Any, ...]] = []

@@ -285,7 +285,7 @@ class Connection:
             return None
         reader = self._reader
         if not reader and not self._eof:
-            return NEED_DATA  # type: ignore[return-value]
+            return NEED_DATA
         body = reader.take_plain(_BATCH_TYPE, self._version,  # type: ignore[arg-type]
                                        self._recv_seq, self._max_frame_size)
         if body is not None:
