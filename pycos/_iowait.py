@@ -36,6 +36,7 @@ from typing import Any
 
 from .core import lowlevel
 from .core.lowlevel import READ, SUSPEND, WRITE, Callback, ConcurrentWaitError, Trap
+from .errors import ClosedWhileWaiting
 
 __all__ = ["Op", "ReadOp", "Pollable", "WANT_READ", "WANT_WRITE", "closed_error", "on_scheduler"]
 
@@ -79,7 +80,7 @@ WANT_WRITE = _Want("want-write", WRITE)
 
 def closed_error(what: str = "descriptor") -> OSError:
     """The error raised in tasks that were waiting on an object that got closed."""
-    return OSError(errno.EBADF, f"{what} was closed while a task was waiting on it")
+    return ClosedWhileWaiting(errno.EBADF, f"{what} was closed while a task was waiting on it")
 
 
 class Op(Trap):

@@ -4,13 +4,21 @@ Owns the package logger: stdlib ``logging`` under the name ``pycos``, wrapped so
 ``logger.setLevel`` / ``logger.show_ms`` conveniences keep working. Imports only the standard
 library (layer L0).
 
-The default output is a *last-resort* handler on the ``pycos`` logger, in the spirit of
-``logging.lastResort``: it writes warnings and errors (an uncaught exception in a task, with its
-traceback) to ``sys.stderr`` only while no other handler would see the record, i.e. while the
-application has configured no handler on ``pycos``, on a ``pycos.*`` logger or on the root logger.
-As soon as the application configures logging (``logging.basicConfig()``, a handler of its own,
-even a ``NullHandler`` to silence pycos) that configuration alone decides, so every record is
-shown once, never twice. ``doc/errors.rst`` documents this for users.
+The ``pycos`` logger's level is INFO, as in pycos 4.12, so a program's own
+``pycos.logger.info(...)`` is shown. The default output is a *last-resort* handler on it, in the
+spirit of ``logging.lastResort``: it writes to ``sys.stderr`` only while no other handler would
+see the record, i.e. while the application has configured no handler on ``pycos``, on a
+``pycos.*`` logger or on the root logger. It shows what is logged on ``pycos`` itself (the
+program's messages and the scheduler's few notices) and warnings and errors of the ``pycos.*``
+modules (an uncaught exception in a task, with its traceback); their INFO and DEBUG records only
+once ``pycos.logger.setLevel`` is below INFO. As soon as the application configures logging
+(``logging.basicConfig()``, a handler of its own, even a ``NullHandler`` to silence pycos) that
+configuration alone decides, so every record is shown once, never twice. ``doc/errors.rst``
+documents this for users.
+
+``Logger(name, stream=...)`` makes a separate logger of the program's own, writing
+``<time> <name> - <message>`` lines to ``stream`` (standard output by default), as pycos 4.12's
+``Logger`` did.
 """
 
 from __future__ import annotations
@@ -19,12 +27,14 @@ import logging
 import sys
 from typing import Any
 
-__all__ = ["logger", "PycosLogger", "Logger", "DefaultHandler", "default_handler"]
+__all__ = ["logger", "Logger", "DefaultHandler", "default_handler"]
 
 _root = logging.getLogger("pycos")
 _FORMAT = "%(asctime)s %(name)s %(levelname)s: %(message)s"
 _FORMAT_MS = "%(asctime)s.%(msecs)03d %(name)s %(levelname)s: %(message)s"
 _DATEFMT = "%Y-%m-%d %H:%M:%S"
+_OWN_FORMAT = "%(asctime)s %(name)s - %(message)s"
+_OWN_FORMAT_MS = "%(asctime)s.%(msecs)03d %(name)s - %(message)s"
 
 
 def _other_handler_sees(record: logging.LogRecord, own: logging.Handler) -> bool:
@@ -54,6 +64,9 @@ class DefaultHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
 
     def handle(self, record: logging.LogRecord) -> bool:
+        if (record.levelno < logging.WARNING and record.name != "pycos"
+                and _root.level >= logging.INFO):
+            return False  # the modules' notes, unless the program asked for debug output
         if _other_handler_sees(record, self):
             return False
         self.stream = sys.stderr
@@ -68,17 +81,32 @@ for _old in [h for h in _root.handlers if getattr(h, "_pycos_default", False)]:
 _root.addHandler(default_handler)
 
 
-class PycosLogger:
-    """A thin convenience wrapper around the ``pycos`` stdlib logger.
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the given stream, or to ``sys.stdout`` as it is at each record."""
 
-    Every ``logging.Logger`` attribute is available (``debug``, ``info``, ``warning``, ``error``,
-    ``exception``, ``isEnabledFor``, ``handlers`` …). Two additions come from pycos:
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream if stream is not None else sys.stdout)
+        self._follow = stream is None
 
-    * ``setLevel(level)`` sets the level of the ``pycos`` logger; with no logging configured by
-      the application its records then appear on stderr through the default handler, so
-      ``pycos.logger.setLevel(logging.DEBUG)`` shows debug output with no further setup (and
-      only once when the application has configured logging);
-    * ``show_ms(flag)`` switches the default handler's timestamps to millisecond precision.
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._follow:
+            self.stream = sys.stdout
+        super().emit(record)
+
+
+class Logger:
+    """A logger with pycos's conveniences over a stdlib ``logging.Logger``.
+
+    ``pycos.logger`` is the package's: the stdlib logger ``pycos``, whose output is described
+    in this module's docstring. ``Logger(name, stream=sys.stdout, level=Logger.INFO,
+    log_ms=False)`` makes a separate one for a program: it writes ``<time> <name> -
+    <message>`` lines to ``stream`` (standard output when None) and is not part of the
+    ``logging`` tree, so the application's logging configuration does not change it.
+
+    Every ``logging.Logger`` attribute is available (``debug``, ``info``, ``warning``,
+    ``error``, ``exception``, ``isEnabledFor``, ``handlers`` …), plus ``setLevel(level)``,
+    ``level``, ``show_ms(flag)`` (millisecond timestamps), ``log(message, *args)`` (written
+    whatever the level), ``flush()`` / ``shutdown()``, and use as a context manager.
     """
 
     #: pycos's level names, so ``logger.setLevel(pycos.Logger.DEBUG)`` keeps working.
@@ -88,30 +116,66 @@ class PycosLogger:
     ERROR = logging.ERROR
     CRITICAL = FATAL = logging.CRITICAL
 
-    def __init__(self, log: logging.Logger) -> None:
-        self._log = log
-        self._ms = False
+    def __init__(self, name: str | logging.Logger, stream: Any = None, level: int | None = None,
+                 log_ms: bool = False) -> None:
+        if isinstance(name, logging.Logger):  # the package's logger
+            self._log = name
+            self._handler: logging.Handler = default_handler
+            self._own = False
+        else:
+            if not isinstance(name, str):
+                raise TypeError(f"Logger(name): name must be a str, not {type(name).__name__}")
+            self._log = logging.Logger(name)  # outside the logging tree: the program's own
+            self._log.propagate = False
+            self._handler = _StdoutHandler(stream)
+            self._log.addHandler(self._handler)
+            self._own = True
+        self._log.setLevel(level or logging.INFO)
+        self.show_ms(log_ms)
 
     @property
     def default_handler(self) -> logging.Handler:
         """The handler pycos installs on the ``pycos`` logger (see ``pycos._log``)."""
         return default_handler
 
+    @property
+    def level(self) -> int:
+        """The current level (``Logger.INFO`` unless set)."""
+        return self._log.level
+
     def setLevel(self, level: int | str) -> None:  # noqa: N802 - pycos spelling
-        """Set the level of the ``pycos`` logger (its records go to stderr unless the application
-        has configured logging)."""
+        """Set the level (records below it are dropped)."""
         self._log.setLevel(level)
+        self._log._cache.clear()  # type: ignore[attr-defined]  # logging clears only its tree
 
     def show_ms(self, flag: bool) -> None:
-        """Show (``True``) or hide milliseconds in the default handler's timestamps."""
+        """Show (``True``) or hide milliseconds in the timestamps."""
         self._ms = bool(flag)
-        default_handler.setFormatter(
-            logging.Formatter(_FORMAT_MS if self._ms else _FORMAT, _DATEFMT))
+        if self._own:
+            fmt = _OWN_FORMAT_MS if self._ms else _OWN_FORMAT
+        else:
+            fmt = _FORMAT_MS if self._ms else _FORMAT
+        self._handler.setFormatter(logging.Formatter(fmt, _DATEFMT))
+
+    def log(self, message: str, *args: Any) -> None:
+        """Write ``message % args`` whatever the level (pycos's ``log``)."""
+        self._log.log(max(self._log.level, logging.DEBUG), message, *args)
+
+    def flush(self) -> None:
+        """Flush the output."""
+        self._handler.flush()
+
+    shutdown = flush
+
+    def __enter__(self) -> Logger:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._log, name)
 
 
-logger = PycosLogger(_root)
-#: pycos's name for the logger class (its level constants are used as ``Logger.DEBUG``).
-Logger = PycosLogger
+_root.setLevel(logging.INFO)
+logger = Logger(_root)

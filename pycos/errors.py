@@ -15,6 +15,7 @@ __all__ = [
     "ContextError",
     "HotSwapException",
     "PeerLost",
+    "ClosedWhileWaiting",
     "ProtocolError",
     "LocalProtocolError",
     "RemoteProtocolError",
@@ -59,6 +60,13 @@ class PeerLost(PycosError, ConnectionError):
     Also raised by remote operations that were pending when the connection to the hosting node
     was lost.
     """
+
+
+class ClosedWhileWaiting(PycosError, OSError):
+    """Raised in a task waiting on a socket, file or pipe that the program closed meanwhile
+    (``errno`` is ``EBADF``). It is how a reader task learns that its connection was closed on
+    purpose, often at the end of a program; a task that lets it end it is therefore logged at
+    DEBUG level (with its traceback), not as an error."""
 
 
 class ProtocolError(PycosError):

@@ -82,7 +82,7 @@ def _fresh(clock: pycos.Clock | None = None) -> pycos.Pycos:
     old = pycos.Pycos.scheduler()
     if old is not None:
         old.terminate()
-    return pycos.Pycos(clock=clock) if clock is not None else pycos.Pycos()
+    return CorePycos(clock=clock) if clock is not None else CorePycos()
 
 
 @pytest.fixture(autouse=True)

@@ -283,13 +283,7 @@ def remove_monitor(task: Any, monitor: Any) -> None:
     monitors = task._monitors
     if not monitors:
         return
-    if isinstance(monitors, dict):
-        monitors.pop(monitor, None)
-    else:
-        try:
-            monitors.remove(monitor)
-        except ValueError:
-            pass
+    monitors.pop(monitor, None)
 
 
 def task_result(task: Any) -> Any:

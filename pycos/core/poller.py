@@ -7,20 +7,29 @@ one waiting to write. Facts this module keeps true:
   ``_sync`` (registered for exactly the directions that have a waiter);
 * a second waiter in the same direction is an error (``ConcurrentWaitError``), never a silent
   overwrite;
-* closing a descriptor through ``close_fd`` wakes every task waiting on it with an error.
+* closing a descriptor through ``close_fd`` wakes every task waiting on it with an error;
+* a descriptor closed *behind its back* (``os.close`` while a duplicate keeps the file open, so
+  the kernel keeps reporting it) never takes the scheduler down: its waiters get an ``OSError``
+  (EBADF) and the selector is rebuilt without the stale registration, which the kernel would
+  otherwise report forever (a busy loop).
 
 Scheduler-thread only. Imports the standard library and ``pycos.errors``.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import selectors
 from collections.abc import Callable
+from time import monotonic as _monotonic
 from typing import Any
 
 from ..errors import PycosError
 
 __all__ = ["Poller", "Callback", "ConcurrentWaitError", "READ", "WRITE"]
+
+logger = logging.getLogger("pycos.core.poller")
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
@@ -57,7 +66,7 @@ class _FdRecord:
             self.reader = None
         if self.writer is task:
             self.writer = None
-        self.poller._sync(self)
+        self.poller._sync_or_fail(self)
 
 
 def _fileno(fileobj: Any) -> int:
@@ -68,6 +77,11 @@ def _fileno(fileobj: Any) -> int:
     if not isinstance(fd, int) or fd < 0:
         raise ValueError(f"invalid file descriptor {fd!r}")
     return fd
+
+
+def _closed_behind(fd: int) -> OSError:
+    return OSError(errno.EBADF, f"descriptor {fd} was closed without the scheduler being told "
+                                "(close sockets and files through their pycos objects)")
 
 
 class Poller:
@@ -116,8 +130,46 @@ class Poller:
             # The descriptor was closed behind our back; forget it and let waiters fail.
             self._records.pop(rec.fd, None)
             rec.mask = 0
+            self._rebuild()
             raise
         rec.mask = mask
+
+    def _sync_or_fail(self, rec: _FdRecord) -> None:
+        """``_sync`` where the caller cannot take an error: the waiters left on a descriptor
+        found closed are woken with one instead."""
+        try:
+            self._sync(rec)
+        except (KeyError, ValueError, OSError):
+            self._fail_waiters(rec)
+
+    def _fail_waiters(self, rec: _FdRecord) -> None:
+        waiters = (rec.reader, rec.writer)
+        rec.reader = rec.writer = None
+        for waiter in waiters:
+            if waiter is not None and type(waiter) is not Callback:
+                self._wake_exc(waiter, _closed_behind(rec.fd))
+
+    def _rebuild(self) -> None:
+        """A new selector with every valid registration: the kernel may go on reporting a
+        descriptor closed while a duplicate of it is open, and only a new selector forgets it."""
+        old = self._selector
+        new = selectors.DefaultSelector()
+        bad = []
+        for fd, rec in list(self._records.items()):
+            if rec.mask:
+                try:
+                    new.register(fd, rec.mask, rec)
+                except (KeyError, ValueError, OSError):
+                    bad.append(rec)
+        self._selector = new
+        try:
+            old.close()
+        except OSError:
+            pass
+        for rec in bad:
+            self._records.pop(rec.fd, None)
+            rec.mask = 0
+            self._fail_waiters(rec)
 
     def add_waiter(self, fileobj: Any, event: int, waiter: Any) -> _FdRecord:
         """Make ``waiter`` (a task, or a ``Callback``) the one waiting for ``event``.
@@ -157,7 +209,7 @@ class Poller:
             rec.reader = None
         if event & WRITE:
             rec.writer = None
-        self._sync(rec)
+        self._sync_or_fail(rec)
 
     def close_fd(self, fileobj: Any, exc: BaseException) -> None:
         """Call before closing a descriptor: waiting tasks get ``exc`` raised in them."""
@@ -170,17 +222,32 @@ class Poller:
             return
         reader, writer = rec.reader, rec.writer
         rec.reader = rec.writer = None
-        self._sync(rec)
+        try:
+            self._sync(rec)
+        except (KeyError, ValueError, OSError):
+            pass  # already closed: the waiters get ``exc`` all the same
         for waiter in (reader, writer):
             if waiter is not None and type(waiter) is not Callback:
                 self._wake_exc(waiter, exc)
 
     def poll(self, timeout: float | None) -> int:
         """Wait up to ``timeout`` seconds (None: forever) and wake ready waiters."""
-        try:
-            events = self._selector.select(timeout)
-        except InterruptedError:
-            return 0
+        if timeout == 0:
+            try:
+                events = self._selector.select(0)
+            except InterruptedError:
+                return 0
+        else:
+            start = _monotonic()
+            try:
+                events = self._selector.select(timeout)
+            except InterruptedError:
+                return 0
+            if not events and (timeout is None or _monotonic() - start < timeout - 0.002):
+                # Woken early by nothing we track: the kernel reports a descriptor closed
+                # behind our back (a duplicate keeps it alive). Forget it, or spin forever.
+                self._rebuild()
+                return 0
         for key, mask in events:
             rec = key.data
             if mask & READ and rec.reader is not None:
@@ -192,13 +259,26 @@ class Poller:
     def _fire(self, rec: _FdRecord, event: int) -> None:
         waiter = rec.reader if event == READ else rec.writer
         if type(waiter) is Callback:
-            waiter.fn()  # internal permanent callback (wake-up socket, listeners)
+            try:
+                waiter.fn()  # internal permanent callback (wake-up socket, listeners)
+            except Exception:  # a bug or a descriptor gone bad: never the scheduler's end
+                logger.exception("readiness callback for descriptor %d failed; dropped", rec.fd)
+                if event == READ:
+                    rec.reader = None
+                else:
+                    rec.writer = None
+                self._sync_or_fail(rec)
             return
         if event == READ:
             rec.reader = None
         else:
             rec.writer = None
-        self._sync(rec)
+        try:
+            self._sync(rec)
+        except (KeyError, ValueError, OSError):  # closed behind our back
+            self._fail_waiters(rec)
+            self._wake_exc(waiter, _closed_behind(rec.fd))
+            return
         self._wake(waiter, True)
 
     def close(self) -> None:

@@ -25,8 +25,9 @@ from types import GeneratorType
 from typing import Any
 
 from .._log import logger
-from ..errors import HotSwapException, InternalError
+from ..errors import ClosedWhileWaiting, HotSwapException, InternalError
 from .clock import Clock, SystemClock
+from .exiting import at_interpreter_exit, unfinished
 from .poller import READ, Callback, Poller
 from .status import MonitorStatus, TracebackText
 from .timers import TimerHeap
@@ -45,7 +46,6 @@ from .traps import (
     bad_yield,
     ended,
     legacy_return,
-    main_ended_by,
     note_main_frame,
     unyielded,
 )
@@ -231,8 +231,11 @@ class Pycos(metaclass=_SchedulerMeta):
         self.terminate()
 
     def terminate(self) -> None:
-        """Stop now: every task still alive is closed (GeneratorExit at its yield), threads
-        waiting in ``value()`` get None. Callable from any thread or task."""
+        """Stop now: the ``atexit`` functions run, then every task still alive is closed
+        (GeneratorExit at its yield) and threads waiting in ``value()`` get None. Callable
+        from any thread or task."""
+        if self._alive:
+            self._run_atexit()
         with _instance_lock:
             if not self._alive:
                 return
@@ -337,43 +340,11 @@ class Pycos(metaclass=_SchedulerMeta):
                 logger.warning("atexit function %r failed:\n%s", fn, traceback.format_exc())
 
     def _at_interpreter_exit(self) -> None:
-        """``finish`` at interpreter exit when the program ran to its end (pycos's documented
-        wait for non-daemon tasks; Ctrl-C stops it with one line). After an uncaught exception
-        or ``sys.exit`` the tasks are named and stopped instead, within ``exit_timeout``."""
-        if not self._alive:
-            return
-        try:
-            try:
-                how, tasks = main_ended_by(), self._unfinished()
-                if how is None:
-                    if tasks:
-                        logger.info("waiting at exit for %s; Ctrl-C stops them", tasks)
-                    self.finish()
-                    return
-                if tasks:
-                    logger.warning("the main thread ended by %s: not waiting for %s", how, tasks)
-            except KeyboardInterrupt:
-                logger.warning("interrupted at exit: not waiting for %s", self._unfinished())
-            self._run_atexit()
-            # No helper thread: Python 3.12 refuses to start threads in atexit callbacks.
-            self._stop_timeout = self.exit_timeout
-            self.terminate()
-            if not self._stopped.is_set():
-                logger.warning("the scheduler did not stop within %s s; exiting without it",
-                               self.exit_timeout)
-        except KeyboardInterrupt:
-            pass  # Ctrl-C again: leave at once (the scheduler thread is a daemon)
+        """At interpreter exit: see ``pycos.core.exiting``."""
+        at_interpreter_exit(self)
 
     def _unfinished(self) -> str:
-        """The non-daemon tasks still alive (or created and not yet admitted), named for a log
-        line; "" if none. Any thread: copying the set and the inbox is atomic."""
-        tasks = list(self._live) + [a[0] for f, a in list(self._inbox) if f == self._spawn]
-        tasks = [t for t in tasks if not t._daemon and t._gen is not None]
-        if not tasks:
-            return ""
-        more = f" and {len(tasks) - 10} more" if len(tasks) > 10 else ""
-        return (f"{len(tasks)} task{'s' if len(tasks) > 1 else ''} "
-                f"({', '.join(repr(t) for t in tasks[:10])}{more})")
+        return unfinished(self)
 
     # ------------------------------------------------------------- task state
     def _spawn(self, task: Any) -> None:
@@ -497,7 +468,10 @@ class Pycos(metaclass=_SchedulerMeta):
             tb = exc.__traceback__
             trace = TracebackText("".join(traceback.format_exception(
                 type(exc), exc, tb.tb_next if tb is not None else None)), exc.args)
-            logger.error("uncaught exception in %r:\n%s", task, trace)
+            if type(exc) is ClosedWhileWaiting:  # its socket was closed on purpose
+                logger.debug("%r ended: %s:\n%s", task, exc, trace)
+            else:
+                logger.error("uncaught exception in %r:\n%s", task, trace)
             result = status = MonitorStatus(task, type(exc), trace)
         elif terminated:
             status = MonitorStatus(task, GeneratorExit, None)

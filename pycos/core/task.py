@@ -31,7 +31,7 @@ from .traps import (
     short_name,
 )
 
-__all__ = ["Task"]
+__all__ = ["Task", "SysTask"]
 
 _INJECT_NAMES = ("task", "coro")
 _CO_GENERATOR = inspect.CO_GENERATOR
@@ -188,8 +188,10 @@ class Task:
         TypeError: ``fn`` is not a generator function.
     """
 
+    _DAEMON = False  # SysTask: True
+
     __slots__ = ("_gen", "_name", "_sched", "_value", "_exc", "_wait", "_timer", "_msgs",
-                 "_callers", "_monitors", "_waiters", "_daemon", "_hot", "_swap")
+                 "_callers", "_monitors", "_waiters", "_daemon", "_hot", "_swap", "__weakref__")
 
     _gen: GeneratorType[Any, Any, Any] | None
     _name: str
@@ -200,7 +202,7 @@ class Task:
     _timer: list[Any] | None
     _msgs: Any
     _callers: list[GeneratorType[Any, Any, Any]] | None
-    _monitors: list[Task] | None
+    _monitors: dict[Any, None] | None
     _waiters: list[Any] | None
     _daemon: bool
     _hot: bool
@@ -215,7 +217,8 @@ class Task:
         self._sched = sched
         self._value = self._exc = self._wait = self._timer = self._msgs = None
         self._callers = self._monitors = self._waiters = self._swap = None
-        self._daemon = self._hot = False
+        self._daemon = self._DAEMON
+        self._hot = False
         gen = self._gen = _make_generator(self, target, fargs, fkwargs)
         self._name = gen.__name__
         if sched._tid == _get_ident():
@@ -460,10 +463,10 @@ class Task:
     def _add_monitor(self, monitor: Task) -> int:
         if self._gen is None:
             return -1
-        if self._monitors is None:
-            self._monitors = []
-        if monitor not in self._monitors:
-            self._monitors.append(monitor)
+        monitors = self._monitors
+        if monitors is None:
+            monitors = self._monitors = {}  # ordered, and O(1) per monitor
+        monitors[monitor] = None
         return 0
 
     def cancel_wait(self, waiter: Any) -> None:
@@ -569,3 +572,13 @@ def _locate(kind: str, name: str, location: Any, timeout: float | None) -> Any:
 
 
 describe_generator_op(_locate, "Task.locate()", ("locate",))
+
+
+class SysTask(Task):
+    """A task for reactive work (serving requests, watching sockets and timers) that runs for
+    the life of the program: it is a daemon from the start, so ``finish`` and the exit do not
+    wait for it. Otherwise it is a ``Task`` (pycos 4.12's ``SysTask``; there it also ran on a
+    scheduler thread of its own, which this package's node keeps for its own work)."""
+
+    __slots__ = ()
+    _DAEMON = True

@@ -16,12 +16,15 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
+from .. import config as pycos_config
 from .. import tls
 from ..proto import DEFAULT_MAX_FRAME_SIZE, MIN_MAX_FRAME_SIZE
 from .location import Location, normalize_host
 
 __all__ = ["NodeConfig", "make_config", "DEFAULT_UDP_PORT", "DEFAULT_HEARTBEAT_INTERVAL"]
 
+#: pycos's UDP port; a node started without one takes ``pycos.config.NetPort`` (this, unless
+#: the program changed it).
 DEFAULT_UDP_PORT = 9705
 DEFAULT_HEARTBEAT_INTERVAL = 1.0
 #: peer_timeout defaults to this many heartbeat intervals.
@@ -142,7 +145,7 @@ def _tls(certfile: str | None, keyfile: str | None,
                                                                                keyfile)
 
 
-def make_config(host: Any = None, udp_port: Any = DEFAULT_UDP_PORT, tcp_port: Any = 0,
+def make_config(host: Any = None, udp_port: Any = None, tcp_port: Any = 0,
                 ext_host: Any = None, name: Any = None, discover_peers: Any = True,
                 peers: Any = (), secret: Any = "", certfile: Any = None, keyfile: Any = None,
                 cafile: Any = None, dest_path: Any = None, max_file_size: Any = None, *,
@@ -188,7 +191,7 @@ def make_config(host: Any = None, udp_port: Any = DEFAULT_UDP_PORT, tcp_port: An
     link_buffer = _count(link_buffer, "link_buffer", 64 * 1024)
     server_ctx, client_ctx = _tls(cert, key, ca)
     return NodeConfig(
-        host=host, udp_port=_port(udp_port, "udp_port", DEFAULT_UDP_PORT) or DEFAULT_UDP_PORT,
+        host=host, udp_port=_port(udp_port, "udp_port", 0) or pycos_config.NetPort,
         tcp_port=_port(tcp_port, "tcp_port", 0), ext_host=ext_host,
         ext_port=_port(ext_port, "ext_port", 0), name=_name(name),
         discover_peers=bool(discover_peers), peers=_peers(peers), secret=secret,

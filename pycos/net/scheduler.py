@@ -18,7 +18,6 @@ from .config import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_LINK_BUFFER,
-    DEFAULT_UDP_PORT,
     make_config,
 )
 from .location import Location
@@ -36,7 +35,8 @@ class Pycos(CorePycos):
     Args:
         host: address or name to run network services on. None: every usable interface, and
             this node never falls back to 127.0.0.1 silently (the addresses used are logged).
-        udp_port: UDP port of discovery, shared by all nodes of a host (0 or None: 9705).
+        udp_port: UDP port of discovery, shared by all nodes of a host (0 or None:
+            ``pycos.config.NetPort``, 9705).
         tcp_port: TCP port of this node (0: any free port).
         ext_host: address (or name) peers should use to reach this node, e.g. a NAT gateway's.
         name: this node's name (default ``"addr:tcp_port"``, unique per node); peers find a
@@ -79,7 +79,7 @@ class Pycos(CorePycos):
         OSError: the TCP port cannot be bound.
     """
 
-    def __init__(self, host: str | None = None, udp_port: int | None = DEFAULT_UDP_PORT,
+    def __init__(self, host: str | None = None, udp_port: int | None = None,
                  tcp_port: int = 0, ext_host: str | None = None, name: str | None = None,
                  discover_peers: bool = True, peers: Any = (), secret: str = "",
                  certfile: Any = None, keyfile: Any = None, cafile: Any = None,

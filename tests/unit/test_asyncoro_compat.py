@@ -99,8 +99,15 @@ def test_names_match_a_copy_of_asyncoro_when_present() -> None:
 
 def test_local_names_are_pycos_objects() -> None:
     assert asyncoro.Coro is pycos.Task
-    assert asyncoro.AsynCoro is pycos.Pycos
-    assert asyncoro.AsynCoro.cur_coro is pycos.Pycos.cur_task
+    import sys
+
+    from pycos.core import Pycos as LocalPycos
+
+    if "asyncoro.disasyncoro" not in sys.modules:
+        assert asyncoro.AsynCoro is LocalPycos  # the local class until disasyncoro is imported
+    if "pycos.netpycos" not in sys.modules:
+        assert asyncoro.AsynCoro is pycos.Pycos
+    assert LocalPycos.cur_coro is LocalPycos.cur_task
     assert asyncoro.AsyncSocket is asyncoro.AsynCoroSocket is pycos.AsyncSocket
     for name in ("Lock", "RLock", "Event", "Condition", "Semaphore", "HotSwapException",
                  "MonitorException", "Channel", "CategorizeMessages", "AsyncThreadPool",

@@ -125,7 +125,7 @@ def test_sys_exit_caught_then_normal_end_still_waits() -> None:
 
 
 def test_ctrl_c_during_the_exit_wait_ends_cleanly_with_one_line() -> None:
-    child = _Child("import logging, pycos\npycos.logger.setLevel(logging.INFO)\n" + WAITER)
+    child = _Child("import logging, pycos\npycos.logger.setLevel(logging.DEBUG)\n" + WAITER)
     child.wait_for("waiting at exit for 1 task (waiter/")  # logged inside the wait
     child.proc.send_signal(signal.SIGINT)
     code, out, err = child.finish()

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import pycos
+from pycos.core import Pycos as LocalPycos
 from pycos.core.clock import FakeClock
 from pycos.net.limits import RateLog, SourceGate, escape
 from pycos.net.link.liveness import MIN_PROGRESS, Liveness
@@ -104,7 +105,7 @@ def pair() -> Iterator[tuple[Any, Node, Node, FakeClock]]:
     old = pycos.Pycos.scheduler()
     if old is not None:
         old.terminate()
-    sched = pycos.Pycos(clock=clock)
+    sched = LocalPycos(clock=clock)
     common = dict(host="127.0.0.1", discover_peers=False, udp_port=None, secret="s",
                   heartbeat_interval=1.0, scheduler=sched)
     a = Node(name="A", **common)

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 import pycos
+from pycos.core import Pycos as LocalPycos
 from pycos.core.poller import ConcurrentWaitError
 from pycos.core.timers import TimerHeap
 from pycos.core.traps import WaitIO
@@ -51,23 +52,23 @@ def test_tasks_woken_during_a_pass_run_in_the_next_pass(run):
 
 
 def test_singleton_and_accessors(sched):
-    assert pycos.Pycos() is sched
-    assert pycos.Pycos.instance() is sched
-    assert pycos.Pycos.scheduler() is sched
-    assert pycos.Pycos.cur_task() is None  # not inside a task
+    assert LocalPycos() is sched
+    assert LocalPycos.instance() is sched
+    assert LocalPycos.scheduler() is sched
+    assert LocalPycos.cur_task() is None  # not inside a task
     assert sched.is_alive() and sched.location is None and sched.name == ""
 
 
 def test_cur_task_inside_task(run):
     def f(task=None):
         yield
-        return pycos.Pycos.cur_task() is task
+        return LocalPycos.cur_task() is task
 
     assert run(f)
 
 
 def test_terminate_closes_live_tasks_and_releases_value_waiters():
-    s = pycos.Pycos.instance()
+    s = LocalPycos.instance()
     closed = threading.Event()
     started = threading.Event()
 
@@ -86,14 +87,14 @@ def test_terminate_closes_live_tasks_and_releases_value_waiters():
     s.terminate()
     waiter.join(5)
     assert closed.is_set() and result == [None] and not s.is_alive()
-    assert pycos.Pycos.scheduler() is None
-    fresh = pycos.Pycos.instance()  # a new one can start afterwards
+    assert LocalPycos.scheduler() is None
+    fresh = LocalPycos.instance()  # a new one can start afterwards
     assert fresh is not s and fresh.is_alive()
     fresh.terminate()
 
 
 def test_finish_waits_for_non_daemons_and_runs_atexit_by_priority():
-    s = pycos.Pycos.instance()
+    s = LocalPycos.instance()
     order = []
 
     def worker(task=None):
@@ -116,7 +117,7 @@ def test_finish_waits_for_non_daemons_and_runs_atexit_by_priority():
 
 
 def test_finish_from_inside_a_task_does_not_block():
-    s = pycos.Pycos.instance()
+    s = LocalPycos.instance()
 
     def f(task=None):
         s.finish()
@@ -133,7 +134,7 @@ def test_join_from_task_is_context_error(run):
     def f(task=None):
         yield
         with pytest.raises(pycos.ContextError):
-            pycos.Pycos.instance().join()
+            LocalPycos.instance().join()
         return True
 
     assert run(f)
@@ -204,7 +205,7 @@ def test_task_exception_never_stops_the_scheduler(run):
 
 
 def test_internal_error_is_loud_and_distinct(run, caplog, monkeypatch):
-    sched = pycos.Pycos.instance()
+    sched = LocalPycos.instance()
     original_end = sched._end
     calls = []
 
@@ -300,11 +301,11 @@ def test_fake_clock_manual_advance(sched_manual_clock):
 
 @pytest.fixture
 def sched_manual_clock():
-    old = pycos.Pycos.scheduler()
+    old = LocalPycos.scheduler()
     if old is not None:
         old.terminate()
     clock = pycos.FakeClock(autojump=False)
-    s = pycos.Pycos(clock=clock)
+    s = LocalPycos(clock=clock)
     yield s, clock
     s.terminate()
 
@@ -392,9 +393,9 @@ def test_wait_io_on_closed_descriptor_raises_in_task(run):
 
 
 def test_private_scheduler_runs_its_own_tasks(sched):
-    private = pycos.Pycos.private()
+    private = LocalPycos.private()
     try:
-        assert private is not sched and pycos.Pycos.instance() is sched
+        assert private is not sched and LocalPycos.instance() is sched
 
         def child(task=None):
             yield
@@ -402,7 +403,7 @@ def test_private_scheduler_runs_its_own_tasks(sched):
 
         def parent(task=None):
             c = pycos.Task(child)
-            return (task._sched, (yield c.finish()), pycos.Pycos.cur_task() is task)
+            return (task._sched, (yield c.finish()), LocalPycos.cur_task() is task)
 
         box = []
         created = threading.Event()
@@ -416,7 +417,7 @@ def test_private_scheduler_runs_its_own_tasks(sched):
         assert box[0].value(timeout=5) == (private, private, True)
     finally:
         private.terminate()
-    assert sched.is_alive() and pycos.Pycos.scheduler() is sched
+    assert sched.is_alive() and LocalPycos.scheduler() is sched
 
 
 # ---------------------------------------------------------------- what a yield is
@@ -473,7 +474,7 @@ def test_unfinished_names_non_daemon_tasks_including_those_not_yet_admitted(sche
 def test_terminate_waits_at_most_the_stop_timeout(monkeypatch):
     """The bounded stop used at interpreter exit: ``terminate`` returns after ``_stop_timeout``
     even when a task's cleanup blocks the scheduler thread."""
-    s = pycos.Pycos()
+    s = LocalPycos()
     release = threading.Event()
     started = threading.Event()
 

@@ -175,7 +175,8 @@ def install(node: Any) -> None:
 
 class Search:
     """``locate`` without a location: ask every peer (and every peer that comes online while
-    waiting); the first positive answer wins; None when all asked said no, or at timeout."""
+    waiting); the first positive answer wins; None at timeout. Peers that say no do not end
+    the search: the one that has the name may not be a peer yet (discovery takes a moment)."""
 
     def __init__(self, router: Router, kind: str, name: str, timeout: float) -> None:
         self.router = router
@@ -212,5 +213,3 @@ class Search:
             value = None
         if value is not None:
             self.done.resolve(value)
-        elif self.answered >= len(self.asked):
-            self.done.resolve(None)

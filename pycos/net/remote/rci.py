@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Generator
 from typing import Any
 
+from ... import config as pycos_config
 from ...core import lowlevel
 from ...core.status import MonitorStatus
 from ...core.task import Task, _locate
@@ -149,7 +150,7 @@ class RCI:
 
         The RCI registered as ``name``: this node first, then the node at ``location`` (or
         every peer, asked at once). None if not found within ``timeout`` (default
-        ``pycos.net.remote.router.MSG_TIMEOUT`` seconds).
+        ``pycos.config.MsgTimeout`` seconds).
         """
         lowlevel.check_timeout(timeout)
         return _locate("rci", name, location, timeout)
@@ -187,8 +188,8 @@ class RCI:
         Returns:
             (the yield's value) the new task (a ``RemoteTask`` when the RCI is on another
             node), or None when it cannot be started: closed handle, name no longer
-            registered there, node lost, no answer within ``MSG_TIMEOUT``, or the serving node
-            failed to create the task (the reason is logged).
+            registered there, node lost, no answer within ``pycos.config.MsgTimeout``, or the
+            serving node failed to create the task (the reason is logged).
 
         Raises:
             SerializationError: the arguments cannot be pickled here, or the serving node
@@ -290,7 +291,7 @@ class RemoteRCI(RCI):
         router = node.router
         try:
             value = yield from router.request(self, "_rci", (self._name, args, kwargs),
-                                              _MSG_TIMEOUT)
+                                              pycos_config.MsgTimeout)
         except SerializationError:
             raise
         except TimeoutError as exc:
@@ -358,7 +359,6 @@ def _build_rci(name: Any, inc: Any, addr: Any, port: Any) -> RCI:
 
 
 register(RCIREF, RemoteRCI, lambda r: (r._name, r._inc, r._loc.addr, r._loc.port), _build_rci)
-_MSG_TIMEOUT = 10.0
 
 #: pycos's names.
 RPS = RCI

@@ -430,7 +430,8 @@ def _build_task(name: Any, tid: Any, inc: Any, addr: Any, port: Any) -> Task:
     if node is not None:
         home = node.hub.by_incarnation(inc)
         if home is not None:
-            task = home.router.tasks.get(tid)
+            router = home.router
+            task = router.tasks.get(tid) or router.departed.get(tid)
             if task is not None:
                 return task  # type: ignore[no-any-return]  # our own task, home again
             node = home

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Generator
 from typing import Any
 
+from ... import config as pycos_config
 from ...core import lowlevel
 from ...core.mailbox import send_counted
 from ...core.status import MonitorStatus
@@ -36,14 +38,14 @@ from ..location import Location, PeerStatus
 from ..pending import Pending
 from .refs import CHANNELREF, TASKREF, RemoteChannel, RemoteTask, done
 
-__all__ = ["Router", "MSG_TIMEOUT", "RESULTS_KEPT", "PER_PEER"]
+__all__ = ["Router", "RESULTS_KEPT", "PER_PEER"]
 
 logger = logging.getLogger("pycos.net.router")
 
-#: Default bound, in seconds, of remote calls made without a timeout (``locate``, RCI calls,
-#: ``monitor``, channel ``subscribe``): a live peer answers at once, a lost one fails the call
-#: when it goes Offline; this only bounds a peer that is alive but does not answer.
-MSG_TIMEOUT = 10.0
+# The default bound of remote calls made without a timeout (``locate``, RCI calls, ``monitor``,
+# channel ``subscribe``) is ``pycos.config.MsgTimeout``, read at each call: a live peer answers
+# at once, a lost one fails the call when it goes Offline; it only bounds a peer that is alive
+# but does not answer.
 #: How many ended tasks' results are remembered (for a ``finish`` that comes late).
 RESULTS_KEPT = 4096
 #: How many lost incarnations are remembered (a reference to one fails at once).
@@ -159,6 +161,10 @@ class Router:
         self.node = node
         self.tasks: dict[int, Task] = {}
         self.task_ids: dict[Task, int] = {}
+        #: ended tasks that were exported, while the program still holds them: a reference
+        #: to one that comes back decodes to the task itself (equal, same hash)
+        self.departed: weakref.WeakValueDictionary[int, Task] = weakref.WeakValueDictionary()
+        self.departed_ids: weakref.WeakKeyDictionary[Task, int] = weakref.WeakKeyDictionary()
         self.chans: dict[int, Any] = {}
         self.chan_ids: dict[Any, int] = {}
         self.ended: OrderedDict[int, Any] = OrderedDict()
@@ -299,13 +305,15 @@ class Router:
 
     def export_task(self, task: Task) -> int:
         """The id under which other nodes reach ``task`` (given on first use)."""
-        tid = self.task_ids.get(task)
+        tid = self.task_ids.get(task) or self.departed_ids.get(task)
         if tid is not None:
             return tid
         tid = self.next_id()
         if not lowlevel.is_alive(task):
             self.ended[tid] = lowlevel.task_result(task)
             _trim(self.ended, RESULTS_KEPT)
+            self.departed[tid] = task
+            self.departed_ids[task] = tid
             return tid
         self.task_ids[task] = tid
         self.tasks[tid] = task
@@ -349,6 +357,8 @@ class Router:
     def _forget_task(self, task: Task, tid: int) -> None:
         self.task_ids.pop(task, None)
         self.tasks.pop(tid, None)
+        self.departed[tid] = task
+        self.departed_ids[task] = tid
 
     def send_status(self, link: Link, kind: str, tid: int, status: MonitorStatus) -> None:
         """Send ``status`` as a one-way request; a value that cannot travel goes as text."""
@@ -544,7 +554,8 @@ class Router:
 
     def _notify(self, ref: RemoteTask, monitor: Task, local: bool) -> Generator[Any, Any, int]:
         try:
-            rc = yield from self.request(ref, "_monitor", (ref._tid, monitor), MSG_TIMEOUT)
+            rc = yield from self.request(ref, "_monitor", (ref._tid, monitor),
+                                        pycos_config.MsgTimeout)
         except Exception as exc:  # noqa: BLE001 - -1, as pycos gives
             logger.debug("monitor of %r failed: %s", ref, exc)
             rc = -1
@@ -592,7 +603,7 @@ class Router:
         """``rchan.subscribe`` / ``unsubscribe``: 0 or -1."""
         try:
             rc = yield from self.request(ref, "_channel", (op, ref._cid, subscriber),
-                                         MSG_TIMEOUT if timeout is None else timeout)
+                                         pycos_config.MsgTimeout if timeout is None else timeout)
         except Exception as exc:  # noqa: BLE001 - -1
             logger.debug("%s of %r failed: %s", op, ref, exc)
             return -1
@@ -615,10 +626,10 @@ class Router:
                timeout: float | None) -> Generator[Any, Any, Any]:
         """Use with yield: a reference to the ``kind`` registered as ``name`` on the node at
         ``location``, or on any peer (asked all at once; the first that has it wins). None
-        when none has it or ``timeout`` (default ``MSG_TIMEOUT``) passes."""
+        when none has it or ``timeout`` (default ``pycos.config.MsgTimeout``) passes."""
         if kind not in _KINDS:
             raise ValueError(f"locate() kind must be one of {_KINDS}, got {kind!r}")
-        bound = MSG_TIMEOUT if timeout is None else timeout
+        bound = pycos_config.MsgTimeout if timeout is None else timeout
         if location is None:
             from .handlers import Search
 
