@@ -522,6 +522,44 @@ def test_close_wakes_every_waiter_with_an_error(sched, run):
     a.close()
 
 
+def test_descriptor_closed_behind_the_schedulers_back_fails_its_waiter_only(sched, run):
+    """``os.close`` on a socket's descriptor while a duplicate keeps the file open: the kernel
+    goes on reporting the old registration. The waiter gets EBADF, the scheduler goes on, and
+    it does not spin on the stale registration."""
+    a, b = pair(socket.AF_UNIX)
+    spare = os.dup(b.fileno())  # keeps the file (and the kernel's registration) alive
+    fd = b.fileno()
+
+    def reader(task=None):
+        try:
+            yield b.recv(10)
+        except OSError as exc:
+            return exc.errno
+        return "no error"
+
+    def attack(task=None):
+        waiting = pycos.Task(reader)
+        yield task.sleep(0.05)  # the reader is registered with the poller now
+        os.close(fd)  # behind the scheduler's back
+        yield a.sendall(b"ready")  # readable through the duplicate: the stale event fires
+        return (yield waiting.finish(timeout=5))
+
+    try:
+        assert run(attack) == errno.EBADF
+        cpu = time.process_time()
+
+        def idle(task=None):
+            yield task.sleep(0.3)
+            return "alive"
+
+        assert run(idle) == "alive"  # the scheduler runs on ...
+        assert time.process_time() - cpu < 0.15  # ... and does not spin meanwhile
+    finally:
+        b.detach()  # its number is closed already
+        os.close(spare)
+        a.close()
+
+
 def test_close_from_another_thread(sched, run):
     a, b = pair(socket.AF_UNIX)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 import warnings
+from typing import Any
 
 import pytest
 
@@ -778,3 +780,32 @@ def test_send_to_a_busy_task_queues_in_order_and_to_an_ended_task_fails(run):
         return codes, got, s.send("late")
 
     assert run(f) == ([0, 0, 0, 0], [0, 1, 2, 3], -1)
+
+
+def test_many_monitors_cost_linear_time(sched: Any, run: Any) -> None:
+    """A peer may ask to monitor one task many times (issue: each addition scanned a list):
+    40,000 monitors are added in linear time, and each is told once when the task ends."""
+
+    def watched(task: Any = None) -> Any:
+        yield task.sleep(30)
+
+    def monitor(task: Any = None) -> Any:
+        task.set_daemon()
+        return (yield task.receive())
+
+    def main(task: Any = None) -> Any:
+        target = pycos.Task(watched)
+        monitors = [pycos.Task(monitor) for _ in range(40000)]
+        start = time.perf_counter()
+        for mon in monitors + monitors:  # a second time each: no duplicate
+            target.notify(mon)
+        took = time.perf_counter() - start
+        yield target.terminate()
+        statuses = []
+        for mon in monitors[:3]:
+            statuses.append((yield mon.finish(timeout=10)))
+        return took, statuses, target
+
+    took, statuses, target = run(main)
+    assert took < 2.0  # quadratic took minutes
+    assert all(st.info is target and st.type is GeneratorExit for st in statuses)
