@@ -79,22 +79,7 @@ OPTIONS = {"certs", "expect-errors"}
 # here): (page, first line of the block) -> why. Each is reported as an expected failure while
 # it fails; a new failing block in those pages fails the test as usual.
 OTHERS_PAGES = {"doc/protocol.rst", "doc/files.rst"}
-_NOT_PYTHON = "in a '::' block (Python by default): needs '.. code-block:: text'"
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("doc/protocol.rst",
-     "conn = Connection(Role.CLIENT, secret=secret, incarnation=node_incarnation,"):
-        "a fragment (undefined names) without a fragment marker",
-    ("doc/protocol.rst",
-     "client (connected)                                   server (accepted)"):
-        f"a sequence diagram {_NOT_PYTHON}",
-    ("doc/protocol.rst",
-     'prk                = HMAC(b"pycos/proto" + nonce_c + nonce_s, secret)'):
-        f"formulas {_NOT_PYTHON}",
-    ("doc/protocol.rst", "send HELLO                 recv HELLO"):
-        f"a state diagram {_NOT_PYTHON}",
-    ("doc/files.rst", "# receiving node"):
-        "networked fragments without imports or a second node, and no fragment marker",
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 # The bootstrap that runs a block: the pycos logger prints warnings (and the tracebacks of failed
 # tasks) to stderr, then the block runs as the main module.
@@ -525,7 +510,7 @@ def test_every_networked_name_has_an_api_entry() -> None:
     api = (ROOT / "doc" / "api.rst").read_text(encoding="utf-8")
     section = api[api.index(".. automodule:: pycos.netpycos"):api.index("asyncoro names\n")]
     entries = set(re.findall(r"^\.\. [\w:]+:: (?:pycos\.netpycos\.)?(\w+)", section, re.M))
-    assert {"Pycos", "Location", "RCI"} <= set(added)
+    assert {"Pycos", "RCI"} <= set(added)
     assert not set(added) - entries, f"no entry in doc/api.rst for {sorted(set(added) - entries)}"
 
 

@@ -49,10 +49,10 @@ def running_scheduler() -> Pycos | None:
     return Pycos.scheduler()
 
 
-def private_scheduler(clock: Any = None) -> Pycos:
-    """A scheduler of its own on a thread of its own, not the process-wide one (any thread);
-    its owner terminates it."""
-    return Pycos.private(clock)
+def private_scheduler(clock: Any = None, name: str = "pycos-private") -> Pycos:
+    """A scheduler of its own on a thread of its own named ``name``, not the process-wide one
+    (any thread); its owner terminates it."""
+    return Pycos.private(clock, name)
 
 
 def alive(sched: Pycos) -> bool:

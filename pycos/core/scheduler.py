@@ -138,7 +138,8 @@ class Pycos(metaclass=_SchedulerMeta):
         self._alive = True
         self._tid: int | None = None
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="pycos", daemon=True)
+        self._thread = threading.Thread(target=self._main, name="pycos-scheduler",
+                                        daemon=True)
         self._thread.start()
         note_main_frame()
         _atexit.register(self._at_interpreter_exit)
@@ -146,14 +147,15 @@ class Pycos(metaclass=_SchedulerMeta):
 
     # ---------------------------------------------------------------- public API
     @classmethod
-    def private(cls, clock: Clock | None = None) -> Pycos:
+    def private(cls, clock: Clock | None = None, name: str = "pycos-private") -> Pycos:
         """A scheduler of its own, not the process-wide one, running in its own thread.
 
         Tasks created from its tasks run on it; everything else behaves as on the main
         scheduler. The networked node runs its service tasks (heartbeats, connections) on one, so
         a user task that computes for a long time without yielding cannot stall them. It is not
-        finished at interpreter exit: its owner terminates it."""
+        finished at interpreter exit: its owner terminates it. ``name`` names its thread."""
         sched: Pycos = type.__call__(Pycos, clock=clock)
+        sched._thread.name = name
         # Its owner stops it; a finish at interpreter exit could run before the owner's own
         # exit handler still needs it (exit handlers run in reverse order of registration).
         _atexit.unregister(sched._at_interpreter_exit)

@@ -98,7 +98,7 @@ class Hub:
             return self.sched
         with self._lock:
             if self._service is None or not lowlevel.alive(self._service):
-                self._service = lowlevel.private_scheduler()
+                self._service = lowlevel.private_scheduler(name="pycos-service")
                 sched = self._service
 
                 def start() -> None:

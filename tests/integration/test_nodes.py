@@ -8,9 +8,10 @@ timeout.
 from __future__ import annotations
 
 import signal
+import socket
 import time
 
-from conftest import RawClient, next_status, run_in, wait_for
+from conftest import RawClient, next_status, run_in, socket_closed_by_peer, wait_for
 
 from pycos.net.location import Location, PeerStatus
 from pycos.net.requests import RemoteRequestFailed
@@ -273,6 +274,23 @@ def test_tls_peering_and_wrong_ca_refused(local_node, node_procs, node_certs):
     assert wait_for(lambda: stranger.call("stats")["tls_errors"] >= 2)
     assert plain.call("stats")["protocol_errors"] >= 1  # a TLS hello is not a pycos frame
     assert _ping(node, good.location) == "ping"
+
+
+def test_a_connection_that_never_starts_tls_is_closed_at_the_handshake_deadline(node_procs,
+                                                                               node_certs):
+    """The TLS handshake runs inside the first write of the node's handshake: it too must end
+    by ``handshake_timeout``, or idle TCP connections would hold every handshake slot."""
+    c = node_certs
+    proc = node_procs("--name", "tls", "--secret", SECRET, "--certfile", c.self_cert,
+                      "--keyfile", c.self_key, "--handshake-timeout", 1)
+    idle = socket.create_connection(("127.0.0.1", proc.port), timeout=5)
+    try:
+        start = time.monotonic()
+        assert socket_closed_by_peer(idle, timeout=5)  # no TLS hello is ever sent
+        assert time.monotonic() - start < 3
+    finally:
+        idle.close()
+    assert wait_for(lambda: proc.call("stats")["handshake_timeouts"] == 1)
 
 
 def test_tls_with_one_shared_self_signed_certificate(local_node, node_procs, node_certs):

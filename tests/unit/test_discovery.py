@@ -252,7 +252,7 @@ def test_valid_datagram_calls_on_peer_and_is_answered(make: Callable[..., Discov
     seen.wait_names("a", {"other"})
     host, tcp_port, incarnation, _ = seen.calls["a"][0]
     assert (host, tcp_port, incarnation) == ("127.0.0.1", 5555, inc)
-    assert seen.threads == {"pycos"}  # on the scheduler's thread
+    assert seen.threads == {"pycos-scheduler"}  # on the scheduler's thread
     reply = decode_announcement(client.recvfrom(2048)[0], SECRET)
     assert (reply.name, reply.tcp_ports, reply.kind) == ("a", (4321,), AnnounceKind.ANNOUNCE)
     assert reply.host == "127.0.0.1"

@@ -112,11 +112,14 @@ class Acceptor:
         deadline = lowlevel.now(self.sched) + cfg.handshake_timeout
         gated = True
         handed = False
+        # Every step, the TLS handshake (run by the first write) included, ends by the deadline.
+        sock.settimeout(cfg.handshake_timeout)
         try:
             out = conn.initiate()
             established = None
             while True:
                 if out:
+                    sock.settimeout(max(0.001, deadline - lowlevel.now(self.sched)))
                     yield sock.sendall(out)
                     out = b""
                 try:
