@@ -14,11 +14,11 @@ MAX_LINES = 800
 # Layer of each top-level part of the package; a module may import only its own layer or lower
 # ones. The sans-IO protocol ("P") sits beside L0-L3 and may use only L0.
 LAYERS = {
-    "errors": 0, "_log": 0, "_version": 0,
+    "errors": 0, "_log": 0, "_version": 0, "config": 0,
     "core": 1,
     "sync": 2, "channel": 2, "messages": 2, "threadpool": 2,
     "asyncsocket": 3, "tls": 3, "asyncfile": 3, "_iowait": 3, "_offload": 3, "_sockops": 3,
-    "proto": 3.5,
+    "proto": 3.5, "util": 3.5,
     "net": 4,
 }
 FACADES = {"__init__", "netpycos", "__main__"}

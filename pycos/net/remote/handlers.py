@@ -30,6 +30,8 @@ __all__ = ["install", "Search"]
 
 logger = logging.getLogger("pycos.net.router")
 _KINDS = ("task", "channel", "rci")
+#: Seconds after a node's start during which discovery may still be finding its peers.
+DISCOVERY_SETTLE = 2.0
 
 
 def _router(ctx: RequestContext) -> Router:
@@ -175,8 +177,10 @@ def install(node: Any) -> None:
 
 class Search:
     """``locate`` without a location: ask every peer (and every peer that comes online while
-    waiting); the first positive answer wins; None at timeout. Peers that say no do not end
-    the search: the one that has the name may not be a peer yet (discovery takes a moment)."""
+    waiting); the first positive answer wins; None once every peer asked has said no, or at
+    timeout. A node whose discovery started less than ``DISCOVERY_SETTLE`` seconds ago may not
+    know all its peers yet: its searches wait out that time (for peers still being found)
+    before an all-no answer counts."""
 
     def __init__(self, router: Router, kind: str, name: str, timeout: float) -> None:
         self.router = router
@@ -184,6 +188,7 @@ class Search:
         self.done = Pending(timeout, None)
         self.asked: set[bytes] = set()
         self.answered = 0
+        self._settle: Any = None
 
     def run(self) -> Generator[Any, Any, Any]:
         router = self.router
@@ -213,3 +218,17 @@ class Search:
             value = None
         if value is not None:
             self.done.resolve(value)
+        elif self.answered >= len(self.asked):
+            self._all_said_no()
+
+    def _all_said_no(self) -> None:
+        node = self.router.node
+        settled = node.started + DISCOVERY_SETTLE if node.config.discover_peers else 0.0
+        if node.now() >= settled:
+            self.done.resolve(None)
+        elif self._settle is None:
+            self._settle = lowlevel.add_timer(node.sched, settled, self._settled, None, None)
+
+    def _settled(self, _task: Any, _arg: Any) -> None:
+        if self.answered >= len(self.asked):
+            self.done.resolve(None)
