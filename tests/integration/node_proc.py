@@ -5,11 +5,12 @@ then serves commands read from stdin, one JSON list per line (``["peer", "127.0.
 answering each with a line ``reply <json>``. Peer-status changes are printed as they happen,
 as ``event <json>`` lines with the wall-clock time. Logging goes to stderr.
 
-Commands: peers, stats, name, peer ADDR PORT, peer_host HOST UDP_PORT, close_peer ADDR PORT,
+Commands: peers, stats, name, bound_port (the TCP port the node listens on, when it advertises
+another one with --ext-port), peer ADDR PORT, peer_host HOST UDP_PORT, close_peer ADDR PORT,
 locate NAME TIMEOUT, ping ADDR PORT PAYLOAD, burn SECONDS (a task computing without yielding),
 finish, terminate; file transfer: send_file ADDR PORT PATH [DIR OVERWRITE TIMEOUT], del_file ADDR
 PORT NAME [DIR TIMEOUT], dest_path (options --dest-path, --max-file-size); remote tasks, channels
-and RCI (see remote_services.py): r_serve, r_allow MODULE.CLASS.
+and RCI (see remote_services.py): r_serve, r_allow MODULE.CLASS, r_tally KEY.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--tcp-port", type=int, default=0)
     p.add_argument("--udp-port", type=int, default=0)
+    p.add_argument("--ext-host", help="address to advertise instead of the bound one")
+    p.add_argument("--ext-port", type=int, default=0,
+                   help="TCP port to advertise instead of the bound one (a proxy's, a NAT's)")
     p.add_argument("--peer", action="append", default=[], help="ADDR:PORT to connect to")
     p.add_argument("--discover", action="store_true")
     p.add_argument("--heartbeat", type=float, default=None)
@@ -75,7 +79,8 @@ def make_node(args: argparse.Namespace) -> Any:
     return netpycos.Pycos(host=args.host, tcp_port=args.tcp_port, udp_port=args.udp_port or None,
                           name=args.name, secret=args.secret, discover_peers=args.discover,
                           peers=peers, certfile=args.certfile, keyfile=args.keyfile,
-                          cafile=args.cafile, **kwargs)
+                          cafile=args.cafile, ext_host=args.ext_host, ext_port=args.ext_port,
+                          **kwargs)
 
 
 def status_task(task: Any = None) -> Any:
@@ -113,6 +118,8 @@ def command(node: Any, cmd: list[Any]) -> Any:
         return node.stats()
     if op == "name":
         return node.name
+    if op == "bound_port":
+        return node.node.listener.getsockname()[1]
     if op == "peer":
         loc = Location(args[0], int(args[1]))
         return run_task(lambda task=None: (yield node.peer(loc)))
@@ -195,7 +202,9 @@ def _remote_commands() -> dict[str, Any]:
 
 REMOTE_COMMANDS: dict[str, Any] = {"r_serve": lambda node: _remote_commands()["r_serve"](node),
                                    "r_allow": lambda node, name: _remote_commands()["r_allow"](
-                                       node, name)}
+                                       node, name),
+                                   "r_tally": lambda node, key: _remote_commands()["r_tally"](
+                                       node, key)}
 
 
 def main() -> None:

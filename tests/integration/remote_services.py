@@ -3,7 +3,9 @@
 ``serve()`` (node_proc's ``r_serve`` command) registers, on the process's node:
 
 * tasks ``echo`` (a ``(sender, payload)`` message is answered with ``payload``) and ``order``
-  (records ``(sender_id, seq)`` messages; ``("report", task)`` answers with a summary);
+  (records ``(sender_id, seq)`` messages; ``("report", task)`` answers with a summary) and
+  ``tally`` (keeps the ``seq`` of every ``(key: str, seq, *padding)`` message in arrival
+  order, per key; the ``r_tally KEY`` command returns that list);
 * RCIs ``double(x)``, ``fail(text)`` (raises ValueError), ``forever()``, ``nap(seconds)``,
   ``describe(obj)`` (``repr`` of its argument), ``watch(rtask)`` (monitors a task given as an
   argument and returns what its status said), ``find(name, addr, port)`` (a reference to a task
@@ -54,6 +56,17 @@ def order(task: Any = None) -> Any:
             bad += 1
         last[sender] = seq
         count += 1
+
+
+TALLY: dict[str, list[Any]] = {}
+
+
+def tally(task: Any = None) -> Any:
+    task.set_daemon()
+    while True:
+        msg = yield task.receive()
+        if isinstance(msg, tuple) and len(msg) >= 2 and isinstance(msg[0], str):
+            TALLY.setdefault(msg[0], []).append(msg[1])
 
 
 def double(x: Any, task: Any = None) -> Any:
@@ -110,7 +123,7 @@ def listen(channel: Any, n: int, task: Any = None) -> Any:
 
 
 def serve(node: Any) -> str:
-    for fn in (echo, order):
+    for fn in (echo, order, tally):
         pycos.Task(fn).register(fn.__name__)
     for fn in (double, fail, forever, nap, describe, watch, find, listen):
         netpycos.RCI(fn).register()
@@ -126,4 +139,5 @@ def allow(name: str) -> str:
     return "allowed"
 
 
-COMMANDS: dict[str, Any] = {"r_serve": serve, "r_allow": lambda node, name: allow(name)}
+COMMANDS: dict[str, Any] = {"r_serve": serve, "r_allow": lambda node, name: allow(name),
+                            "r_tally": lambda node, key: list(TALLY.get(key, ()))}
