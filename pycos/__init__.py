@@ -35,6 +35,7 @@ from .core import (
     WaitQueue,
 )
 from .core import Pycos as _LocalPycos
+from .core.blocking import run
 from .errors import (
     ClosedWhileWaiting,
     ContextError,
@@ -72,7 +73,7 @@ __all__ = [
     "AsyncThreadPool", "AsyncDBCursor", "serialize_allow", "SerializationError",
     "UnpicklingRefused", "ClosedWhileWaiting",
     "AsyncSocket", "SysTask", "Singleton", "Struct", "serialize", "deserialize", "config",
-    "Location",
+    "Location", "run",
 ]
 
 #: Names this module provides on first use: name -> (module, attribute of it or None for the

@@ -68,6 +68,7 @@ class NodeConfig:
     max_handshakes: int = 256
     max_handshakes_per_source: int = 16
     file_idle: float = 30.0
+    latency_interval: float = 5.0
 
     @property
     def tls(self) -> bool:
@@ -155,7 +156,8 @@ def make_config(host: Any = None, udp_port: Any = None, tcp_port: Any = 0,
                 ipv4_udp_multicast: Any = False, node: Any = None, ext_ip_addr: Any = None,
                 dest_path_prefix: Any = None, ext_port: Any = 0, hidden: Any = False,
                 max_peers: Any = None, reconnect: Any = 0,
-                link_buffer: Any = DEFAULT_LINK_BUFFER, file_idle: Any = 30.0) -> NodeConfig:
+                link_buffer: Any = DEFAULT_LINK_BUFFER, file_idle: Any = 30.0,
+                latency_interval: Any = 5.0) -> NodeConfig:
     """Plain call: check the node's constructor arguments and return a ``NodeConfig``.
 
     Raises:
@@ -202,7 +204,15 @@ def make_config(host: Any = None, udp_port: Any = None, tcp_port: Any = 0,
         max_frame_size=max_frame_size, allow_unsafe_pickle=bool(allow_unsafe_pickle),
         ipv4_udp_multicast=bool(ipv4_udp_multicast), server_ctx=server_ctx,
         client_ctx=client_ctx, hidden=bool(hidden), max_peers=max_peers, reconnect=reconnect,
-        link_buffer=link_buffer, file_idle=_positive(file_idle, "file_idle"))
+        link_buffer=link_buffer, file_idle=_positive(file_idle, "file_idle"),
+        latency_interval=_seconds_or_off(latency_interval, "latency_interval"))
+
+
+def _seconds_or_off(value: Any, what: str) -> float:
+    """A period in seconds, or 0 to switch the thing off."""
+    if value == 0 and not isinstance(value, bool):
+        return 0.0
+    return _positive(value, what)
 
 
 def _count(value: Any, what: str, low: int) -> int:

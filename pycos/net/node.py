@@ -21,13 +21,16 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Generator
 from typing import Any
 
 from ..asyncsocket import AsyncSocket
 from ..core import lowlevel
+from ..core.blocking import yield_or_block
 from ..proto.auth import new_incarnation
 from ..proto.linkinfo import LinkInfo
+from . import latency
 from .config import NodeConfig, make_config
 from .discovery.interfaces import choose_addresses
 from .hub import Hub
@@ -65,6 +68,7 @@ class Node:
         self.hub = Hub.of(self.sched)
         self.incarnation = new_incarnation()
         self.started = self.now()
+        self.started_wall = time.time()
         self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
         self.addrs = choose_addresses(config.host)
         self.listener = self._bind(config)
@@ -133,22 +137,28 @@ class Node:
         return LinkInfo(self.name, self.location.addr, self.location.port, self.config.hidden)
 
     def describe(self) -> dict[str, Any]:
-        """Name, location, incarnation, version, TLS, peers (for ``node_info``)."""
+        """For ``node_info``: name, location, incarnation, version, TLS, hidden, when it
+        started (wall clock) and for how long, its peers as (name, Location, smoothed RTT or
+        None), and ``features``: the request kinds it serves."""
         from .._version import __version__
 
         peers = []
-        for loc, name, hidden in self.peers.snapshot:
-            if not hidden:
-                peers.append((name, loc))
+        for peer in list(self.peers.by_inc.values()):
+            if not peer.hidden:
+                figures = peer.rtt.snapshot() if peer.rtt is not None else None
+                peers.append((peer.name, peer.location,
+                              figures.srtt if figures is not None else None))
         return {"name": self.name, "location": self.location,
                 "incarnation": self.incarnation.hex(), "version": __version__,
                 "tls": self.config.tls, "hidden": self.config.hidden,
-                "uptime": self.now() - self.started, "peers": peers,
+                "started": self.started_wall, "uptime": self.now() - self.started,
+                "peers": peers,
                 "features": sorted(k for k in self.handlers.requests if not k.startswith("_"))}
 
     def _start(self) -> None:
         Acceptor(self, self.listener).start()
         self.keeper.start()
+        latency.Sampler(self).start()
         self.service_scheduler()
         if self.discovery is not None and self.config.discover_peers:
             self.discovery.announce()
@@ -329,9 +339,10 @@ class Node:
         lowlevel.call(self.sched, self.peers.locate, name, pending)
         return (yield pending)
 
+    @yield_or_block
     def request(self, loc: Location, kind: str, payload: Any = None,
                 timeout: float | None = None) -> Generator[Any, Any, Any]:
-        """Use with yield: send a request of ``kind`` to the peer at ``loc`` (connecting first
+        """Yield or block: send a request of ``kind`` to the peer at ``loc`` (connecting first
         if it is not a peer) and return the reply's value.
 
         Raises:
@@ -359,6 +370,83 @@ class Node:
         """Plain call: answer requests of ``kind`` with ``fn(ctx, payload)``. See
         ``pycos.net.requests`` for the run modes and how to answer."""
         self.handlers.serve(kind, fn, run, threads)
+
+    @yield_or_block
+    def ping(self, loc: Location, size: int = 0, count: int = 1,
+             timeout: float | None = None) -> Generator[Any, Any, float]:
+        """Yield or block: ``count`` round trips of a ``size``-byte payload to the peer at
+        ``loc`` (connecting first if needed); returns the median round-trip time in seconds.
+        Each sample also feeds ``latency(loc)``.
+
+        Raises:
+            PeerLost, TimeoutError: as ``request``; ValueError: ``size`` or ``count`` out of
+            range (0 <= size <= 16 MiB, 1 <= count <= 10,000).
+        """
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= 16 << 20:
+            raise ValueError(f"ping size must be an int in 0..16 MiB, got {size!r}")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10000:
+            raise ValueError(f"ping count must be an int in 1..10000, got {count!r}")
+        payload = bytes(size)
+        samples = []
+        for _ in range(count):
+            start = self.now()
+            echo = yield self.request(loc, "ping", payload, timeout)
+            rtt = self.now() - start
+            if echo != payload:
+                from ..errors import RemoteError
+
+                raise RemoteError(f"{loc!r} answered a ping with something else")
+            samples.append(rtt)
+            peer = self.peers.by_loc.get(loc)
+            if peer is not None:
+                latency.record(peer, rtt)
+        samples.sort()
+        return samples[len(samples) // 2]
+
+    def latency(self, loc: Location | None = None) -> Any:
+        """Plain call: the measured round trips (``pycos.net.latency.Latency``) to the peer at
+        ``loc``, or None before any sample; without ``loc``, a dict of every peer's that has
+        samples."""
+        if loc is None:
+            out = {}
+            for peer in list(self.peers.by_inc.values()):
+                figures = peer.rtt.snapshot() if peer.rtt is not None else None
+                if figures is not None:
+                    out[peer.location] = figures
+            return out
+        one = self.peers.by_loc.get(loc)
+        return one.rtt.snapshot() if one is not None and one.rtt is not None else None
+
+    @yield_or_block
+    def open_stream(self, loc: Location, kind: str, payload: Any = None,
+                    timeout: float | None = None) -> Generator[Any, Any, Any]:
+        """Yield or block: a ``StreamConn`` to the node at ``loc``, handed there to the
+        handler of streams of ``kind`` (``serve_stream``) with ``payload``. A dedicated,
+        authenticated connection (TLS when the node uses it) for bulk data, blocking: use it
+        from a thread. ``timeout`` bounds opening it (default ``handshake_timeout``).
+
+        Raises:
+            StreamError: the node refused the stream (no handler for ``kind``, busy).
+            OSError: it cannot be reached.
+        """
+        from .._offload import ThreadCall
+        from .streams import dial
+
+        if not isinstance(loc, Location):
+            raise TypeError(f"open_stream() needs a Location, got {loc!r}")
+        if not isinstance(kind, str) or not kind:
+            raise ValueError(f"a stream kind is a non-empty str, got {kind!r}")
+        lowlevel.check_timeout(timeout)
+        bound = self.config.handshake_timeout if timeout is None else timeout
+        return (yield ThreadCall(dial, self.config, loc.sockaddr(), loc.family, kind, payload,
+                                 bound))
+
+    def serve_stream(self, kind: str, fn: Any) -> None:
+        """Plain call: answer streams of ``kind`` with ``fn(stream, payload)`` on a thread of
+        its own (see ``pycos.net.streams``)."""
+        from .streams import serve_stream
+
+        serve_stream(self, kind, fn)
 
     def adopt_established(self, sock: Any, addr: Any, conn: Any, established: Any,
                           first: Any) -> None:

@@ -70,6 +70,8 @@ class Pycos(CorePycos):
             yet received here) before the link pushes back.
         file_idle: seconds a file being received may go without progress before this node
             abandons it (the receiver's own limit, whatever the sender says).
+        latency_interval: seconds between the round-trip samples taken of every peer
+            (``latency()``; times a random factor of 1 to 1.5); 0: none.
         node, ext_ip_addr, dest_path_prefix: asyncoro's spellings of ``host``, ``ext_host``,
             ``dest_path``.
         notifier, socket_family: accepted for compatibility; no effect.
@@ -91,7 +93,8 @@ class Pycos(CorePycos):
                  allow_unsafe_pickle: bool = False, ipv4_udp_multicast: bool = False,
                  ext_port: int = 0, hidden: bool = False, max_peers: int | None = None,
                  reconnect: int = 0, link_buffer: int = DEFAULT_LINK_BUFFER,
-                 file_idle: float = 30.0, node: str | None = None, ext_ip_addr: str | None = None,
+                 file_idle: float = 30.0, latency_interval: float = 5.0,
+                 node: str | None = None, ext_ip_addr: str | None = None,
                  dest_path_prefix: Any = None, notifier: Any = None, socket_family: Any = None,
                  clock: Any = None) -> None:
         config = make_config(
@@ -102,7 +105,7 @@ class Pycos(CorePycos):
             ipv4_udp_multicast=ipv4_udp_multicast, node=node, ext_ip_addr=ext_ip_addr,
             dest_path_prefix=dest_path_prefix, ext_port=ext_port, hidden=hidden,
             max_peers=max_peers, reconnect=reconnect, link_buffer=link_buffer,
-            file_idle=file_idle)
+            file_idle=file_idle, latency_interval=latency_interval)
         super().__init__(clock=clock)
         try:
             self.node = Node(config=config, scheduler=self, default=True)
@@ -227,8 +230,8 @@ class Pycos(CorePycos):
         return api.del_file(self.node, location, file, dir, timeout)
 
     def request(self, loc: Location, kind: str, payload: Any = None,
-                timeout: float | None = None) -> Generator[Any, Any, Any]:
-        """Use with yield: send a request of ``kind`` to the peer at ``loc`` and return the
+                timeout: float | None = None) -> Any:
+        """Yield or block: send a request of ``kind`` to the peer at ``loc`` and return the
         reply's value. See ``Node.request``."""
         return self.node.request(loc, kind, payload, timeout)
 
@@ -237,6 +240,27 @@ class Pycos(CorePycos):
     def serve(self, kind: str, fn: Any, run: str = "main", threads: int | None = None) -> None:
         """Plain call: answer requests of ``kind`` with ``fn(ctx, payload)``."""
         self.node.serve(kind, fn, run, threads)
+
+    def ping(self, loc: Location, size: int = 0, count: int = 1,
+             timeout: float | None = None) -> Any:
+        """Yield or block: the median round-trip time, in seconds, of ``count`` pings of
+        ``size`` bytes to the peer at ``loc``. See ``Node.ping``."""
+        return self.node.ping(loc, size, count, timeout)
+
+    def latency(self, loc: Location | None = None) -> Any:
+        """Plain call: round-trip figures (``Latency``) of the peer at ``loc``, or of every
+        peer (a dict) without ``loc``. See ``Node.latency``."""
+        return self.node.latency(loc)
+
+    def open_stream(self, loc: Location, kind: str, payload: Any = None,
+                    timeout: float | None = None) -> Any:
+        """Yield or block: a dedicated connection (``StreamConn``) to the handler of streams
+        of ``kind`` at ``loc``. See ``Node.open_stream``."""
+        return self.node.open_stream(loc, kind, payload, timeout)
+
+    def serve_stream(self, kind: str, fn: Any) -> None:
+        """Plain call: answer streams of ``kind`` with ``fn(stream, payload)`` on a thread."""
+        self.node.serve_stream(kind, fn)
 
     def stats(self) -> dict[str, int]:
         """Plain call: counters of the node's network service and ``peers``."""

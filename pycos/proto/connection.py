@@ -242,6 +242,12 @@ class Connection:
         corrupted one."""
         return self._reader.partial()
 
+    def take_buffered(self, view: memoryview) -> int:
+        """Copy received bytes that follow the last frame into ``view`` and consume them;
+        returns how many (plain call). A stream switching to raw bytes after a frame reads
+        these first, then the socket."""
+        return self._reader.take_raw(view)
+
     def close(self, reason: str = "") -> bytes:
         """Say goodbye (plain call): BYE when OPEN, REFUSE during the handshake, nothing when
         already closed. Returns the bytes to write before closing the socket."""

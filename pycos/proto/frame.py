@@ -171,6 +171,18 @@ class FrameReader:
         self._pos = end
         return buf[start:end]
 
+    def take_raw(self, view: memoryview) -> int:
+        """Copy buffered bytes that are not part of a frame into ``view`` (as many as fit) and
+        consume them; returns how many (plain call). For a stream that carries raw bytes after
+        its frames; there must be no frame header pending."""
+        if self._header is not None:
+            raise RemoteProtocolError("raw bytes asked for in the middle of a frame")
+        n = min(len(view), len(self._buf) - self._pos)
+        if n:
+            view[:n] = self._buf[self._pos:self._pos + n]
+            self._pos += n
+        return n
+
     def take(self, header: FrameHeader) -> Frame | None:
         """The complete frame whose header ``peek_header`` returned, or None until its MAC and
         body are buffered (plain call)."""

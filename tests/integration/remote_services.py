@@ -122,7 +122,17 @@ def listen(channel: Any, n: int, task: Any = None) -> Any:
     return got
 
 
+def stream_echo(stream: Any, size: Any) -> None:
+    """The "echo" stream: one value back (tagged), then ``size`` raw bytes back."""
+    value = stream.recv()
+    stream.send(("echo", value))
+    buf = bytearray(size)
+    got = stream.recv_into(buf)
+    stream.send_raw(memoryview(buf)[:got])
+
+
 def serve(node: Any) -> str:
+    node.serve_stream("echo", stream_echo)
     for fn in (echo, order, tally):
         pycos.Task(fn).register(fn.__name__)
     for fn in (double, fail, forever, nap, describe, watch, find, listen):

@@ -11,6 +11,7 @@ import signal
 import socket
 import time
 
+import pytest
 from conftest import RawClient, next_status, run_in, socket_closed_by_peer, wait_for
 
 from pycos.net.location import Location, PeerStatus
@@ -59,7 +60,8 @@ def test_explicit_peering_both_directions(local_node, node_procs):
 
     info = run_in(node, ask, "node_info", None)
     assert (info["name"], info["location"]) == ("dialer", dialer.location)
-    assert info["peers"] == [("local", node.location)]
+    [(name, loc, srtt)] = info["peers"]
+    assert (name, loc) == ("local", node.location) and (srtt is None or srtt >= 0)
     assert "no handler for requests of kind 'nope'" in run_in(node, ask, "nope", 1)
     assert "takes no payload" in run_in(node, ask, "node_info", 1)
 
@@ -344,3 +346,40 @@ def test_peer_by_host_over_udp(node_procs, free_port):
     asking.wait_event("online", "listening")
     listening.wait_event("online", "asking")
     assert asking.call("peers") == [f"127.0.0.1:{listening.port}"]
+
+
+def test_ping_latency_and_a_dedicated_stream_between_processes(local_node, node_procs):
+    """EXTRAS §1.3-1.4 across processes: ``ping`` (plain code blocks, a task yields),
+    ``latency``, and a stream carrying values then raw bytes to a handler on a thread."""
+    import os
+
+    from pycos.net import StreamError
+
+    node = local_node(name="local", secret=SECRET, latency_interval=0)
+    proc = node_procs("--name", "p", "--secret", SECRET)
+    assert proc.call("r_serve") == "serving"
+    assert _peer(node, proc.location) == 0
+    rtt = node.ping(proc.location, 100, 5)  # plain code: the call blocks for the value
+    assert 0 < rtt < 1
+    figures = node.latency(proc.location)
+    assert figures.samples == 5 and figures.min <= rtt <= figures.max
+    assert node.latency() == {proc.location: figures}
+
+    size = 3 << 20
+    stream = node.open_stream(proc.location, "echo", size)
+    with stream:
+        stream.settimeout(10)
+        stream.send({"n": 1, "b": b"\x00" * 10})
+        assert stream.recv() == ("echo", {"n": 1, "b": b"\x00" * 10})
+        data = os.urandom(size)
+        stream.send_raw(data)
+        back = bytearray(size)
+        assert stream.recv_into(back) == size and back == data
+    with pytest.raises(StreamError, match="refused"):
+        node.open_stream(proc.location, "nosuch", None)
+    assert node.peers() == [proc.location]  # the link carried none of it
+
+    def in_task(task=None):
+        return (yield node.ping(proc.location))
+
+    assert run_in(node, in_task) > 0
