@@ -20,6 +20,7 @@ LAYERS = {
     "asyncsocket": 3, "tls": 3, "asyncfile": 3, "_iowait": 3, "_offload": 3, "_sockops": 3,
     "proto": 3.5, "util": 3.5,
     "net": 4,
+    "proxy": 5, "topics": 5, "swarm": 5, "ship": 5, "console": 5, "cli": 6, "dashboard": 6,
 }
 FACADES = {"__init__", "netpycos", "__main__"}
 PROTO_FORBIDDEN = {"socket", "select", "selectors", "ssl", "threading", "asyncio"}
