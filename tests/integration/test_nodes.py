@@ -193,7 +193,7 @@ def test_busy_user_task_does_not_make_node_offline(local_node, node_procs):
                       "--peer-timeout", "0.4")
     assert _peer(node, proc.location) == 0
     next_status(node, PeerStatus.Online, "busy")
-    assert proc.call("burn", 2.0) > 0  # a task computing 2 s without yielding
+    assert proc.call("burn", 10.0, timeout=30) > 0  # a task computing 10 s without yielding
     assert node.peers() == [proc.location]
     assert node.stats()["peer_timeouts"] == 0
     assert node.events.empty()
