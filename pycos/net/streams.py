@@ -256,7 +256,8 @@ def serve_stream(node: Any, kind: str, fn: Any) -> None:
         stream = StreamConn(sock, conn, who, node_.config.allow_unsafe_pickle)
         if why is not None:
             node_.stats["rejected_busy"] += 1
-            logger.warning("stream %r from %s refused: %s", kind, who, why)
+            node_.peers.log.event("stream_refused", "stream %r from %s refused: %s", kind, who,
+                                  why)
             stream.close()
             return
         try:
@@ -266,7 +267,8 @@ def serve_stream(node: Any, kind: str, fn: Any) -> None:
                     if payload else None
             except SerializationError as exc:
                 node_.stats["undecodable_payloads"] += 1
-                logger.warning("stream %r from %s refused: %s", kind, who, exc)
+                node_.peers.log.event("undecodable_payloads", "stream %r from %s refused: %s",
+                                      kind, who, exc)
                 return
             stream.send(_ACCEPTED)
             fn(stream, value)

@@ -242,6 +242,15 @@ class Connection:
         corrupted one."""
         return self._reader.partial()
 
+    @property
+    def buffered(self) -> int:
+        """Received bytes not consumed yet."""
+        return len(self._reader)
+
+    def drop_buffered(self) -> None:
+        """Forget every received byte not consumed yet (the connection is being closed)."""
+        self._reader.drop()
+
     def take_buffered(self, view: memoryview) -> int:
         """Copy received bytes that follow the last frame into ``view`` and consume them;
         returns how many (plain call). A stream switching to raw bytes after a frame reads

@@ -171,6 +171,12 @@ class FrameReader:
         self._pos = end
         return buf[start:end]
 
+    def drop(self) -> None:
+        """Forget everything buffered."""
+        self._buf = bytearray()
+        self._pos = 0
+        self._header = None
+
     def take_raw(self, view: memoryview) -> int:
         """Copy buffered bytes that are not part of a frame into ``view`` (as many as fit) and
         consume them; returns how many (plain call). For a stream that carries raw bytes after

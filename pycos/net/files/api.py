@@ -26,6 +26,7 @@ from typing import Any
 
 from ...core import lowlevel
 from ...errors import PeerLost, PycosError
+from ..limits import escape
 from ..location import Location
 from ..pending import Pending
 from ..requests import RemoteRequestFailed, RequestContext, RequestError
@@ -196,7 +197,8 @@ def _file_stream(node: Any, sock: Any, conn: Any, payload: bytes, who: str) -> N
         source = who
     why = incoming_slot(source)
     if why is not None:
-        logger.warning("refused a file from %s: %s", who, why)
+        node.stats["rejected_busy"] += 1
+        node.peers.log.event("file_refused", "refused a file from %s: %s", who, why)
         sock.close()
         return
     sock.setblocking(True)
@@ -216,8 +218,10 @@ def _del_file_request(ctx: RequestContext, payload: Any) -> Any:
         os.unlink(target)
     except (PathRefused, OSError) as exc:
         local = f" ({exc.local})" if isinstance(exc, PathRefused) and exc.local else ""
-        logger.warning("refused to delete %r (dir %r) for %s: %s%s", name, dir_, who,
-                       exc.strerror if isinstance(exc, OSError) and exc.strerror else exc, local)
+        ctx.node.peers.log.event(
+            "del_file_refused", "refused to delete %s (dir %s) for %s: %s%s", escape(name, 200),
+            escape(str(dir_), 200), escape(who, 60),
+            exc.strerror if isinstance(exc, OSError) and exc.strerror else exc, local)
         return -1
     prune_dirs(root, real_dir)
     return 0

@@ -59,8 +59,10 @@ class Keeper:
             link = peer.link
             live = link.live
             if live.gone(now):
-                if link.pending_data():
-                    continue  # unread bytes: the peer is sending (we are behind)
+                if link.pending_data():  # unread bytes: the peer sent them (we are behind)
+                    if live.heartbeat_due(now):
+                        link.send_heartbeat()  # a peer gone meanwhile fails this write
+                    continue
                 stalled = live.stalled_frame()
                 node.stats["stalled_frames" if stalled else "peer_timeouts"] += 1
                 what = ("a frame that stopped arriving" if stalled else "nothing received")

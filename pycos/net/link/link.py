@@ -33,6 +33,7 @@ from __future__ import annotations
 import enum
 import logging
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -69,6 +70,8 @@ RECV_SIZE = 256 * 1024
 FLUSH_AT = 256 * 1024
 #: Requests one link may have waiting for replies.
 MAX_PENDING = 65536
+#: A link closing with more than this buffered makes the process return freed memory.
+RELEASE_AT = 1 << 20
 _LIVE = (State.START, State.HELLO_SENT, State.HELLO_RECEIVED, State.AUTHENTICATING,
          State.CONFIRMING, State.OPEN)
 _NONE = b""
@@ -175,6 +178,8 @@ class Link:
         self.account = Account(cfg.link_buffer, self._inbound_low)
         self._paused = False
         self._unpause: Pending | None = None
+        #: messages of a batch held back while reading is paused (at most one frame's)
+        self._deferred: list[Any] | None = None
         self.bytes_in = self.bytes_out = 0
         self.frames_in = 0
         if established is not None:
@@ -228,6 +233,10 @@ class Link:
                     unpause = self._unpause = Pending()
                     if self._paused:
                         yield unpause
+                    if self._deferred is not None:  # what was held back, then the frames
+                        deferred, self._deferred = self._deferred, None
+                        self._dispatch(deferred)
+                    self._process()
                     continue
                 try:
                     data = yield sock.recv(RECV_SIZE)
@@ -278,7 +287,7 @@ class Link:
         frames = 0
         next_batch = conn.next_batch
         try:
-            while self.state is not LinkState.CLOSED:
+            while self.state is not LinkState.CLOSED and not self._paused:
                 body = next_batch()  # the common case, checked inline
                 if body is not None:
                     if body is NEED_DATA:
@@ -357,7 +366,10 @@ class Link:
         ctx = decoding(node)
         ctx.__enter__()
         try:
-            for op, a, b, kind, status, payload in messages:
+            for i, (op, a, b, kind, status, payload) in enumerate(messages):
+                if self._paused:  # local tasks have not consumed enough: hold the rest
+                    self._deferred = messages[i:]
+                    return
                 if self.state is not active:
                     if self.state is LinkState.INFO:
                         self._exchange(op, status, payload)
@@ -726,6 +738,7 @@ class Link:
         unpause, self._unpause = self._unpause, None
         if unpause is not None:
             unpause.resolve(False)
+        self._deferred = None
         self.account.clear()
         if bye and self.conn.state in _LIVE:
             try:
@@ -753,9 +766,13 @@ class Link:
             return
         with self.lock:
             self._socket_open = False
-            self._out.clear()
+            big = len(self._out) > RELEASE_AT or self.conn.buffered > RELEASE_AT
+            self._out = bytearray()
+            self.conn.drop_buffered()
             wake, self._writer_idle = self._writer_idle, False
         self.sock.close()
+        if big:  # large buffers were freed: hand the memory back to the system
+            lowlevel.call_soon(self.node.sched, release_memory)
         if wake and self._writer is not None:
             self._writer.resume()
         self.node.peers.link_gone(self)
@@ -766,3 +783,22 @@ def _fmt_addr(address: Any) -> str:
         host = address[0]
         return f"[{host}]:{address[1]}" if ":" in str(host) else f"{host}:{address[1]}"
     return str(address)
+
+
+def _malloc_trim() -> Any:
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim() if sys.platform.startswith("linux") else None
+
+
+def release_memory() -> None:
+    """Return freed heap memory to the system (glibc keeps large freed buffers otherwise, so a
+    peer that made a link buffer megabytes would leave the process that much bigger)."""
+    if _TRIM is not None:
+        _TRIM(0)
