@@ -134,3 +134,43 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def node_pair() -> Iterator[Any]:
+    """Factory: ``node_pair(**options)`` gives (scheduler, A, B, clock): two nodes of one
+    process on one local scheduler running on a ``FakeClock``, B a peer of A (and A of B)."""
+    import time as _time
+
+    from pycos.core.clock import FakeClock
+    from pycos.net.node import Node
+
+    made: list[Any] = []
+
+    def make(**options: Any) -> tuple[Any, Any, Any, Any]:
+        clock = FakeClock()
+        sched = _fresh(clock)
+        common = dict(host="127.0.0.1", discover_peers=False, udp_port=None, scheduler=sched)
+        common.update(options)
+        a = Node(name="A", **common)
+        b = Node(name="B", **common)
+        made.extend([a, b, sched])
+
+        def connect(task: Any = None) -> Any:
+            return (yield b.peer(a.location))
+
+        assert pycos.Task(connect).value(timeout=10) == 0
+        deadline = _time.monotonic() + 10
+        while b.location not in a.peers_list():
+            assert _time.monotonic() < deadline, "A never saw B"
+            _time.sleep(0.005)
+        return sched, a, b, clock
+
+    try:
+        yield make
+    finally:
+        for obj in made:
+            if hasattr(obj, "close"):
+                obj.close()
+            else:
+                obj.terminate()

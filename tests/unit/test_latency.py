@@ -4,17 +4,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import pycos
 import pycos.netpycos
-from pycos.core import Pycos as LocalPycos
-from pycos.core.clock import FakeClock
 from pycos.net.latency import ALPHA, BETA, Latency, RttEstimator
-from pycos.net.node import Node
 
 
 def test_first_sample_then_rfc6298_updates() -> None:
@@ -44,31 +40,8 @@ def test_a_steady_rtt_converges_and_its_variation_decays() -> None:
 
 
 @pytest.fixture
-def pair() -> Iterator[tuple[Any, Node, Node, FakeClock]]:
-    clock = FakeClock()
-    old = LocalPycos.scheduler()
-    if old is not None:
-        old.terminate()
-    sched = LocalPycos(clock=clock)
-    common = dict(host="127.0.0.1", discover_peers=False, udp_port=None,
-                  heartbeat_interval=1.0, latency_interval=2.0, scheduler=sched)
-    a = Node(name="A", **common)
-    b = Node(name="B", **common)
-
-    def connect(task: Any = None) -> Any:
-        return (yield b.peer(a.location))
-
-    assert pycos.Task(connect).value(timeout=10) == 0
-    deadline = time.monotonic() + 10
-    while b.location not in a.peers_list():
-        assert time.monotonic() < deadline, "A never saw B"
-        time.sleep(0.005)
-    try:
-        yield sched, a, b, clock
-    finally:
-        a.close()
-        b.close()
-        sched.terminate()
+def pair(node_pair: Any) -> Any:
+    return node_pair(heartbeat_interval=1.0, latency_interval=2.0)
 
 
 def test_the_sampler_measures_every_peer_on_its_own(pair: Any) -> None:

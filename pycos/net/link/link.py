@@ -425,9 +425,9 @@ class Link:
             pending.fail(exc)
             return
         if status == wire.FAILED:
-            if not isinstance(value, BaseException):
+            if not isinstance(value, Exception):  # SystemExit, KeyboardInterrupt: not ours
                 value = RemoteProtocolError(f"{self.describe} answered with a failure that is "
-                                            "not an exception")
+                                            f"not an error ({type(value).__name__})")
             pending.fail(value)
         else:
             pending.resolve(value)

@@ -1,0 +1,56 @@
+"""The one request path between two nodes of one process: answers, refusals, and what a peer
+may not make this node raise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import pycos
+from pycos.errors import RemoteProtocolError
+from pycos.net import RemoteRequestFailed, RequestError
+
+
+def test_answers_refusals_and_exceptions(node_pair: Any) -> None:
+    sched, a, b, clock = node_pair()
+
+    def square(ctx: Any, payload: Any) -> Any:
+        if not isinstance(payload, int):
+            raise RequestError("square takes an int")
+        return payload * payload
+
+    def fails(ctx: Any, payload: Any) -> Any:
+        raise KeyError(payload)
+
+    a.serve("square", square)
+    a.serve("fails", fails)
+    assert b.request(a.location, "square", 7) == 49  # plain code blocks
+    with pytest.raises(RemoteRequestFailed, match="square takes an int"):
+        b.request(a.location, "square", "x")
+    with pytest.raises(KeyError):
+        b.request(a.location, "fails", "k")
+    with pytest.raises(RemoteRequestFailed, match="no handler"):
+        b.request(a.location, "nosuch")
+
+
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt(), GeneratorExit()])
+def test_a_peer_cannot_make_this_node_raise_exit_or_interrupt(node_pair: Any,
+                                                              exc: BaseException) -> None:
+    """A reply that fails with SystemExit (or KeyboardInterrupt …) would end the caller's
+    process: it arrives as a protocol error instead."""
+    sched, a, b, clock = node_pair()
+
+    def hostile(ctx: Any, payload: Any) -> Any:
+        ctx.fail(exc)
+
+    a.serve("hostile", hostile)
+
+    def ask(task: Any = None) -> Any:
+        try:
+            yield b.request(a.location, "hostile", None, 5)
+        except RemoteProtocolError as error:
+            return str(error)
+        return "no error"
+
+    assert "not an error" in pycos.Task(ask).value(timeout=10)
