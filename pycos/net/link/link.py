@@ -60,7 +60,7 @@ from ..limits import escape
 from ..pending import Pending
 from .liveness import Liveness
 
-__all__ = ["Link", "LinkState", "Peer", "RECV_SIZE", "PeerBusy"]
+__all__ = ["Link", "LinkState", "RECV_SIZE", "PeerBusy", "release_memory"]
 
 logger = logging.getLogger("pycos.net.link")
 
@@ -89,34 +89,6 @@ class LinkState(enum.Enum):
     INFO = "info"  #: authenticated; exchanging node info and the arbiter's verdict
     ACTIVE = "active"  #: the pair's connection: messages flow
     CLOSED = "closed"
-
-
-class Peer:
-    """A peer node as this node knows it (the node's scheduler thread).
-
-    Attributes:
-        incarnation: the peer's incarnation id (16 random bytes per start of that node).
-        name: its node name.
-        location: the ``Location`` it advertised.
-        link: its active ``Link``.
-        hidden: it asked not to be listed to others.
-        since: the time it came online (the node's clock).
-    """
-
-    __slots__ = ("incarnation", "name", "location", "link", "hidden", "since", "rtt")
-
-    def __init__(self, incarnation: bytes, name: str, location: Any, link: Link,
-                 hidden: bool, since: float) -> None:
-        self.incarnation = incarnation
-        self.name = name
-        self.location = location
-        self.link = link
-        self.hidden = hidden
-        self.since = since
-        self.rtt: Any = None
-
-    def __repr__(self) -> str:
-        return f"<Peer {self.name!r} at {self.location!r}>"
 
 
 class Link:
@@ -155,7 +127,7 @@ class Link:
         self.arbiter = False
         self.info: LinkInfo | None = None
         self.location: Any = None
-        self.peer: Peer | None = None
+        self.peer: Any = None  #: its ``peers.Peer`` once active
         self.waiters: list[Pending] = []
         self.attempt = 0
         self.verdict_sent = False

@@ -26,9 +26,9 @@ from ...proto.linkinfo import LinkInfo
 from ..limits import RateLog, escape
 from ..location import Location, PeerStatus, location_from_address
 from ..pending import Pending
-from .link import Link, LinkState, Peer
+from .link import Link, LinkState
 
-__all__ = ["PeerTable", "STAT_KEYS"]
+__all__ = ["PeerTable", "Peer", "STAT_KEYS"]
 
 logger = logging.getLogger("pycos.net.peers")
 
@@ -44,6 +44,34 @@ STAT_KEYS = (
 #: Dials again (after a short pause) when the arbiter refuses a connection to a peer this node
 #: has no connection with.
 MAX_REDIALS = 4
+
+
+class Peer:
+    """A peer node as this node knows it (the node's scheduler thread).
+
+    Attributes:
+        incarnation: the peer's incarnation id (16 random bytes per start of that node).
+        name: its node name.
+        location: the ``Location`` it advertised.
+        link: its active ``Link``.
+        hidden: it asked not to be listed to others.
+        since: the time it came online (the node's clock).
+    """
+
+    __slots__ = ("incarnation", "name", "location", "link", "hidden", "since", "rtt")
+
+    def __init__(self, incarnation: bytes, name: str, location: Any, link: Link,
+                 hidden: bool, since: float) -> None:
+        self.incarnation = incarnation
+        self.name = name
+        self.location = location
+        self.link = link
+        self.hidden = hidden
+        self.since = since
+        self.rtt: Any = None
+
+    def __repr__(self) -> str:
+        return f"<Peer {self.name!r} at {self.location!r}>"
 
 
 class PeerTable:
@@ -181,7 +209,7 @@ class PeerTable:
         self.unsettled.discard(link)
         if self.approving.get(link.peer_incarnation) is link:  # type: ignore[arg-type]
             del self.approving[link.peer_incarnation]  # type: ignore[arg-type]
-        peer = link.peer
+        peer: Peer | None = link.peer
         if peer is not None and peer.link is link:
             del self.by_inc[peer.incarnation]
             if self.by_loc.get(peer.location) is peer:
