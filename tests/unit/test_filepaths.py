@@ -203,3 +203,16 @@ def test_stat_result_from_fields() -> None:
     st = stat_result((0o100644, 7, 1_500_000_000, 2_500_000_000, 3_000_000_000))
     assert (st.st_size, st.st_mode, st.st_mtime, st.st_mtime_ns, st[8]) == (
         7, 0o100644, 2.5, 2_500_000_000, 2)
+
+
+def test_same_mtime_is_exact_on_fine_clocks_and_truncated_on_coarse_ones() -> None:
+    """``send_file`` answers "same file" only when the kept time *is* the offered one: a file
+    rewritten within the same second at the same size is sent again."""
+    from pycos.net.files.receive import same_mtime
+
+    t = 1_700_000_000_123_456_789
+    assert same_mtime(t, t)
+    assert not same_mtime(t, t + 1) and not same_mtime(t, t + 400_000_000)
+    assert same_mtime(1_700_000_000_123_456_000, t)  # a clock in microseconds
+    assert same_mtime(1_700_000_000_000_000_000, t)  # a clock in seconds
+    assert not same_mtime(1_700_000_000_000_000_000, t + 2_000_000_000)

@@ -88,8 +88,8 @@ MAX_PER_SOURCE = 8
 #: Transfers sent at once by this process; more wait for a turn.
 MAX_OUTGOING = 8
 TEMP_PREFIX, TEMP_SUFFIX = ".pycos-", ".part"
-#: Two mtimes within this many nanoseconds are the same (coarse file-system clocks).
-MTIME_SLACK_NS = 1_000_000_000
+#: The coarsest file-system clock allowed for (FAT keeps even seconds).
+MTIME_COARSEST_NS = 2_000_000_000
 _FRAME_READ = 64 * 1024
 LINUX = sys.platform.startswith("linux")
 #: Held by each transfer being sent.
@@ -253,6 +253,20 @@ def stat_result(fields: tuple[int, int, int, int, int]) -> os.stat_result:
     return os.stat_result((mode, 0, 0, 1, 0, 0, size, *secs), extra)
 
 
+def same_mtime(kept_ns: int, offered_ns: int) -> bool:
+    """True when a file's modification time ``kept_ns`` is ``offered_ns`` as this file system
+    stores it: exactly, or truncated to its clock (a time with zeros at the end is taken to
+    have been truncated to them, up to two seconds)."""
+    if kept_ns == offered_ns:
+        return True
+    step = 10
+    while step <= MTIME_COARSEST_NS and kept_ns % step == 0:
+        if offered_ns - offered_ns % step == kept_ns:
+            return True
+        step *= 10 if step < 1_000_000_000 else 2
+    return False
+
+
 def _existing(target: str, offer: Offer) -> Answer | None:
     """The answer when ``target`` exists already: SAME or EXISTS(stat); None when it does
     not exist, or does and is to be overwritten."""
@@ -265,7 +279,7 @@ def _existing(target: str, offer: Offer) -> Answer | None:
                           f"{target!r}")
     if (st.st_size == offer.size
             and stat.S_IMODE(st.st_mode) & 0o777 == received_mode(offer.mode)
-            and abs(st.st_mtime_ns - offer.mtime_ns) <= MTIME_SLACK_NS):
+            and same_mtime(st.st_mtime_ns, offer.mtime_ns)):
         return Answer(AnswerCode.SAME)
     return None if offer.overwrite else Answer(AnswerCode.EXISTS, _stat_fields(st))
 
