@@ -11,7 +11,8 @@ Modules: ``frame`` (frame layout, receive buffer), ``auth`` (keys, proofs, MACs)
 ``connection`` (one connection: handshake, MACs, sequence numbers), ``batch`` (the messages
 inside a BATCH frame), ``codec`` (payloads: encode, decode), ``wirecheck`` and ``_wirecheck``
 (the payload dialect's checker, Python and compiled), ``wiretypes`` (what a payload may build:
-the allow list and the registered types), ``_w`` (the builders a payload may call),
+the allow list and the registered types), ``wirecost`` (what decoding may cost: the builders'
+memory budget, bounded texts of a payload's values), ``_w`` (the builders a payload may call),
 ``announce`` (discovery datagrams), ``envelope`` (discovery envelopes), ``linkinfo`` (the link
 exchange: who a node is), ``filedialog`` (the file-transfer dialogue).
 """

@@ -13,24 +13,32 @@ from typing import Any
 
 from ..errors import SerializationError
 from . import wiretypes as _types
+from .wirecost import brief, charge, describe_error
 
 __all__ = ["o", "u", "e", "f"]
 
 _REGISTRY = _types.REGISTRY
+_charge = charge
 
 
 def o(code: Any, *fields: Any) -> Any:
     """Rebuild a registered value type (``code``) from its fields."""
     entry = _REGISTRY.get(code) if type(code) is int else None
     if entry is None:
-        raise SerializationError(f"payload names an unknown wire type {code!r} (a newer pycos "
-                                 "on the other node?)")
+        raise SerializationError(f"payload names an unknown wire type {brief(code, 80)} "
+                                 "(a newer pycos on the other node?)")
+    weigh = entry.weigh_fields
+    if weigh is None:
+        _charge(entry.cost, fields)
+    else:
+        _charge(entry.cost + weigh(fields))
     try:
         return entry.build(*fields)
     except SerializationError:
         raise
     except (TypeError, ValueError, OverflowError, ArithmeticError) as exc:
-        raise SerializationError(f"malformed {entry.name} in a payload: {exc}") from None
+        raise SerializationError(f"malformed {entry.name} in a payload: "
+                                 f"{describe_error(exc)}") from None
 
 
 def u(name: Any, how: Any, args: Any, state: Any, items: Any, pairs: Any) -> Any:

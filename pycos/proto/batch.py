@@ -44,6 +44,7 @@ OP_NAMES = {SEND: "SEND", DELIVER: "DELIVER", CSEND: "CSEND", REQUEST: "REQUEST"
 OK, FAILED = 0, 1
 MAX_KIND_BYTES = 255
 _MAX_U64 = 2**64 - 1
+_MAX_U32 = 2**32 - 1
 
 _S_SEND = struct.Struct(">BQI")
 _S_DELIVER = struct.Struct(">BQQI")
@@ -86,35 +87,71 @@ def _kind(kind: str) -> bytes:
 
 
 # ---------------------------------------------------------------------- encoders (plain calls)
+# The encoders pack first and check only when packing fails: no cost on the hot path, and a
+# wrong argument is a TypeError / ValueError saying what was expected, never a struct.error.
+def _refuse(exc: struct.error, ids: tuple[tuple[Any, str], ...], payload: Any) -> Exception:
+    for value, what in ids:
+        if not isinstance(value, int):
+            return TypeError(f"{what} must be an int in 0..2**64-1, not "
+                             f"{type(value).__name__}")
+        if not 0 <= value <= _MAX_U64:
+            return ValueError(f"{what} must be an int in 0..2**64-1, got {value!r}")
+    try:
+        size = len(payload)
+    except TypeError:
+        return TypeError(f"a payload must be bytes, not {type(payload).__name__}")
+    if size > _MAX_U32:
+        return ValueError(f"a payload must be at most {_MAX_U32} bytes, got {size}")
+    return ValueError(f"cannot encode the message: {exc}")
+
+
 def send(task_id: int, payload: bytes) -> bytes:
     """A SEND message."""
-    return _S_SEND.pack(SEND, task_id, len(payload)) + payload
+    try:
+        return _S_SEND.pack(SEND, task_id, len(payload)) + payload
+    except struct.error as exc:
+        raise _refuse(exc, ((task_id, "task id"),), payload) from None
 
 
 def deliver(request: int, task_id: int, payload: bytes) -> bytes:
     """A DELIVER message."""
-    return _S_DELIVER.pack(DELIVER, request, task_id, len(payload)) + payload
+    try:
+        return _S_DELIVER.pack(DELIVER, request, task_id, len(payload)) + payload
+    except struct.error as exc:
+        raise _refuse(exc, ((request, "request id"), (task_id, "task id")), payload) from None
 
 
 def csend(channel_id: int, payload: bytes) -> bytes:
     """A CSEND message."""
-    return _S_SEND.pack(CSEND, channel_id, len(payload)) + payload
+    try:
+        return _S_SEND.pack(CSEND, channel_id, len(payload)) + payload
+    except struct.error as exc:
+        raise _refuse(exc, ((channel_id, "channel id"),), payload) from None
 
 
 def request(request: int, kind: str, payload: bytes) -> bytes:
     """A REQUEST message (``request`` 0: one-way)."""
-    return (_S_RID.pack(REQUEST, _id(request, "request id")) + _kind(kind)
-            + _S_LEN.pack(len(payload)) + payload)
+    head = _S_RID.pack(REQUEST, _id(request, "request id")) + _kind(kind)
+    try:
+        return head + _S_LEN.pack(len(payload)) + payload
+    except struct.error as exc:
+        raise _refuse(exc, (), payload) from None
 
 
 def reply(request: int, failed: bool, payload: bytes) -> bytes:
     """A REPLY message."""
-    return _S_REPLY.pack(REPLY, request, FAILED if failed else OK, len(payload)) + payload
+    try:
+        return _S_REPLY.pack(REPLY, request, FAILED if failed else OK, len(payload)) + payload
+    except struct.error as exc:
+        raise _refuse(exc, ((request, "request id"),), payload) from None
 
 
 def info(payload: bytes) -> bytes:
     """An INFO message."""
-    return _S_OP.pack(INFO, len(payload)) + payload
+    try:
+        return _S_OP.pack(INFO, len(payload)) + payload
+    except struct.error as exc:
+        raise _refuse(exc, (), payload) from None
 
 
 def verdict(accepted: bool) -> bytes:
@@ -124,7 +161,11 @@ def verdict(accepted: bool) -> bytes:
 
 def stream(kind: str, payload: bytes) -> bytes:
     """A STREAM message."""
-    return bytes([STREAM]) + _kind(kind) + _S_LEN.pack(len(payload)) + payload
+    head = bytes([STREAM]) + _kind(kind)
+    try:
+        return head + _S_LEN.pack(len(payload)) + payload
+    except struct.error as exc:
+        raise _refuse(exc, (), payload) from None
 
 
 # ---------------------------------------------------------------------- parser

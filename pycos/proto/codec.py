@@ -9,7 +9,9 @@ of one of the four builders of ``pycos.proto._w`` with plain fields (``pycos.pro
 holds the rules). Decoding first checks the payload against the dialect (compiled, a fraction
 of the cost of unpickling) and only then unpickles it, so whatever bytes a peer sends can
 build nothing but allowed values, mutate nothing existing, and cost at most what the frame's
-size allows.
+size allows: the check charges every value the unpickler will make against a budget of
+``wirecheck.COST_PER_BYTE`` bytes per byte of payload, and what is left of it is the budget of
+the builders (``wirecost.charge``), set only for payloads that call one.
 
 Encoding tries plain ``pickle.dumps`` first: builtin values, and pycos's own types (whose
 ``__reduce__`` already names a builder), come out in the dialect directly — the check of the
@@ -32,12 +34,14 @@ from typing import Any
 from ..errors import SerializationError
 from . import _w, wirecheck
 from .wirecheck import DEFAULT_MAX_DEPTH, WireError
+from .wirecost import charge, decode_budget, describe_error
 from .wiretypes import (
     BY_TYPE,
     GLOBAL,
     REGISTRY,
     Registered,
     _exception_class,
+    exception_reduce,
     qualified_name,
     register,
     resolve_allowed,
@@ -51,13 +55,13 @@ _loads = pickle.loads
 _BUILDERS = (_w.o, _w.u, _w.e, _w.f)
 _O, _U, _E = _w.o, _w.u, _w.e
 
-try:
-    from . import _wirecheck as _c
-except ImportError:  # built without a C compiler: the reference checker, in Python
-    _c = None
-    _c_check = _c_loads = _c_dumps = None
-else:
-    _c_check, _c_loads, _c_dumps = _c.check, _c.loads, _c.dumps
+_c: Any = None
+_c_check = _c_scan = _c_loads = _c_dumps = None
+if wirecheck.have_c_checker():  # else no C compiler (or a stale build): the Python reference
+    from . import _wirecheck
+
+    _c = _wirecheck
+    _c_check, _c_scan, _c_loads, _c_dumps = _c.check, _c.scan, _c.loads, _c.dumps
 
 
 def _reason(data: Any, max_depth: int, buffers: int) -> str | None:
@@ -69,6 +73,31 @@ def _reason(data: Any, max_depth: int, buffers: int) -> str | None:
     except WireError as exc:
         return str(exc)
     return None
+
+
+def _scan(data: Any, max_depth: int, buffers: int) -> int | None:
+    """What is left of the payload's memory budget for the builders it calls (None: it calls
+    none).
+
+    Raises:
+        WireError: the payload is not in the dialect.
+    """
+    if _c_scan is None:
+        return wirecheck.scan(data, max_depth, buffers)
+    left = _c_scan(data, max_depth, buffers)
+    if type(left) is str:
+        raise WireError(left)
+    return left  # type: ignore[no-any-return]
+
+
+def _loads_budgeted(data: Any, left: int, buffers: list[Any] | None = None) -> Any:
+    """``pickle.loads`` of a checked payload whose builders may allocate ``left`` bytes (the
+    compiled ``loads`` does the same itself)."""
+    token = decode_budget.set([left])
+    try:
+        return _loads(data, buffers=buffers)
+    finally:
+        decode_budget.reset(token)
 
 
 def encode(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any] | None = None,
@@ -144,24 +173,29 @@ def decode(data: bytes | bytearray | memoryview, buffers: Iterable[Any] | None =
     if buffers is None and not trusted and _c_loads is not None:
         return _c_loads(data, max_depth)
     bufs = None if buffers is None else list(buffers)
+    left = None
     if not trusted:
-        why = _reason(data, max_depth, 0 if bufs is None else len(bufs))
-        if why is not None:
-            raise WireError(why)
+        left = _scan(data, max_depth, 0 if bufs is None else len(bufs))
+        if left is not None and bufs:
+            # Out-of-band buffers are part of what was sent: the builders may copy them.
+            left += wirecheck.COST_PER_BYTE * sum(memoryview(b).nbytes for b in bufs)
     try:
-        return _loads(data, buffers=bufs)
+        if left is None:
+            return _loads(data, buffers=bufs)
+        return _loads_budgeted(data, left, bufs)
     except SerializationError:
         raise
     except MemoryError:
         raise SerializationError("payload too large to decode (out of memory)") from None
     except Exception as exc:  # noqa: BLE001 - malformed data surfaces as many types
-        raise SerializationError(f"cannot decode payload: {type(exc).__name__}: {exc}") from exc
+        raise SerializationError(f"cannot decode payload: {describe_error(exc)}") from exc
 
 
 if _c is not None:
     # The compiled entries take the common cases themselves and hand the rest to the
     # functions above (same signatures, same errors).
-    _c.configure(_loads, _dumps, WireError, SerializationError, decode, encode)
+    _c.configure(_loads, _dumps, WireError, SerializationError, decode, encode,
+                 describe_error)
     encode = _c.encode  # noqa: F811
     decode = _c.decode  # noqa: F811
 
@@ -172,15 +206,15 @@ class _Canonical(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:  # noqa: C901 - one branch per family
         cls = type(obj)
+        if isinstance(obj, type) or isinstance(obj, types.FunctionType | types.BuiltinFunctionType):
+            if obj is _O or obj is _U or obj is _E or obj is _w.f:
+                return NotImplemented  # the builders themselves: written as globals
+            return _global(obj)  # a class is checked like its instances (never GLOBAL blindly)
         entry = BY_TYPE.get(cls)
         if entry is not None:
             return _O, (entry.code, *entry.reduce(obj))
         if cls is bytearray or cls is pickle.PickleBuffer:
             return NotImplemented
-        if isinstance(obj, type) or isinstance(obj, types.FunctionType | types.BuiltinFunctionType):
-            if obj is _O or obj is _U or obj is _E or obj is _w.f:
-                return NotImplemented  # the builders themselves: written as globals
-            return _global(obj)
         if isinstance(obj, BaseException):
             return _exception(obj)
         module = getattr(cls, "__module__", "") or ""
@@ -201,18 +235,21 @@ def _global(obj: Any) -> Any:
 
 
 def _exception(exc: BaseException) -> Any:
-    state = {k: v for k, v in vars(exc).items() if not k.startswith("__")} or None
-    if state is not None:
-        try:
-            _dumps(state, PICKLE_PROTOCOL)
-        except Exception:  # noqa: BLE001 - attributes that cannot travel are dropped
-            state = None
-    args = exc.args
-    try:
-        _dumps(args, PICKLE_PROTOCOL)
-    except Exception:  # noqa: BLE001 - arguments that cannot travel go as their text
+    args, attrs = exception_reduce(exc)
+    state = {k: v for k, v in (attrs or {}).items() if type(k) is str and not k.startswith("__")}
+    if state and not _picklable(state):  # attributes that cannot travel are dropped
+        state = {k: v for k, v in state.items() if _picklable(v)}
+    if not _picklable(args):  # arguments that cannot travel go as their text
         args = tuple(repr(a) for a in args)
-    return _E, (qualified_name(type(exc)), args, state)
+    return _E, (qualified_name(type(exc)), args, state or None)
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        _dumps(value, PICKLE_PROTOCOL)
+    except Exception:  # noqa: BLE001 - any reason at all
+        return False
+    return True
 
 
 def _instance(obj: Any, cls: type) -> Any:
@@ -252,16 +289,26 @@ def _instance(obj: Any, cls: type) -> Any:
 
 
 def _not_allowed(obj: Any, what: str) -> SerializationError:
-    cls = obj if isinstance(obj, type) else type(obj)
+    if isinstance(obj, type | types.FunctionType | types.BuiltinFunctionType):
+        head, target = f"cannot send {what} to another node: it is not allowed on the wire", obj
+    else:
+        head = (f"cannot send a {type(obj).__qualname__} to another node: {what} is not allowed "
+                "on the wire")
+        target = type(obj)
     return SerializationError(
-        f"cannot send a {type(obj).__qualname__} to another node: {what} is not allowed on the "
-        f"wire; call pycos.serialize_allow({cls.__qualname__}) on both nodes (or "
-        f"pycos.serialize_allow('{cls.__module__}') for its whole module) before sending")
+        f"{head}; call pycos.serialize_allow({getattr(target, '__qualname__', '?')}) on both "
+        f"nodes (or pycos.serialize_allow('{getattr(target, '__module__', '?')}') for its whole "
+        "module) before sending")
 
 
 # ---------------------------------------------------------------------- numpy
 _NDARRAY, _NPSCALAR, _DTYPE = 30, 31, 32
+_NUMPY_NAMES = {_NDARRAY: "numpy.ndarray", _NPSCALAR: "numpy.generic", _DTYPE: "numpy.dtype"}
 _numpy_ready = False
+#: Limits of a dtype in a payload: format strings, nesting of structured dtypes, dimensions.
+_MAX_DTYPE_TEXT, _MAX_DTYPE_LEVELS, _MAX_DIMS, _MAX_FIELDS = 64, 8, 64, 4096
+#: What numpy allocates for a dtype (about 50 bytes a field) and an array's header.
+_DTYPE_COST, _DTYPE_FIELD_COST, _ARRAY_COST = 1024, 128, 256
 
 
 def _numpy_entry(obj: Any) -> Registered | None:
@@ -285,14 +332,72 @@ def _dtype_spec(dtype: Any) -> Any:
     return dtype.str if dtype.fields is None and dtype.subdtype is None else dtype.descr
 
 
-def _make_dtype(np: Any, spec: Any) -> Any:
-    ok = type(spec) is str or (type(spec) is list and all(type(f) is tuple for f in spec))
-    if not ok or (type(spec) is str and len(spec) > 64):
+def _spec_fields(spec: Any) -> int:
+    """How many fields the dtype ``spec`` of a payload has, once it is checked to be what
+    ``dtype.str`` / ``dtype.descr`` make: a format string, or a list of ``(name, format)`` /
+    ``(name, format, shape)`` where a name is a str or a (title, name) pair of str, a format a
+    string or such a list (nested), and a shape an int or a tuple of ints.
+
+    Raises:
+        SerializationError: it is anything else (checked before numpy sees it, so numpy's own
+            errors never print a payload's value), or has more than ``_MAX_FIELDS`` fields
+            counting each use of a shared one.
+    """
+    count = [0]
+    _count_fields(spec, 0, count)
+    return count[0]
+
+
+def _count_fields(spec: Any, level: int, count: list[int]) -> None:
+    count[0] += 1
+    if count[0] > _MAX_FIELDS:
+        raise SerializationError("malformed numpy dtype in a payload (too many fields)")
+    if type(spec) is str:
+        if len(spec) > _MAX_DTYPE_TEXT:
+            raise SerializationError("malformed numpy dtype in a payload")
+        return
+    if type(spec) is not list or level >= _MAX_DTYPE_LEVELS:
         raise SerializationError("malformed numpy dtype in a payload")
-    dtype = np.dtype(spec)
+    for field in spec:
+        ok = type(field) is tuple and len(field) in (2, 3)
+        if ok:
+            name = field[0]
+            ok = (type(name) is str and len(name) <= _MAX_DTYPE_TEXT) or (
+                type(name) is tuple and len(name) == 2
+                and all(type(n) is str and len(n) <= _MAX_DTYPE_TEXT for n in name))
+        if ok and len(field) == 3:
+            shape = field[2]
+            ok = type(shape) is int or (type(shape) is tuple and len(shape) <= _MAX_DIMS
+                                        and all(type(n) is int for n in shape))
+        if not ok:
+            raise SerializationError("malformed numpy dtype in a payload")
+        _count_fields(field[1], level + 1, count)
+
+
+def _make_dtype(np: Any, spec: Any) -> Any:
+    if type(spec) is str and len(spec) <= _MAX_DTYPE_TEXT:  # the common case, quickly
+        charge(_DTYPE_COST)
+    else:
+        charge(_DTYPE_COST + _DTYPE_FIELD_COST * _spec_fields(spec))
+    try:
+        dtype = np.dtype(spec)
+    except SerializationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - numpy raises many types for a bad spec
+        raise SerializationError(f"malformed numpy dtype in a payload: "
+                                 f"{describe_error(exc)}") from None
     if dtype.hasobject:
         raise SerializationError("payload asks for a numpy array of Python objects (refused)")
     return dtype
+
+
+def _has_datetime(dtype: Any) -> bool:
+    """Whether ``dtype`` holds datetime64 / timedelta64 values (anywhere in a structure)."""
+    if dtype.kind in "mM":
+        return True
+    if dtype.subdtype is not None:
+        return _has_datetime(dtype.subdtype[0])
+    return dtype.fields is not None and any(_has_datetime(f[0]) for f in dtype.fields.values())
 
 
 def _register_numpy(np: Any) -> None:
@@ -304,11 +409,16 @@ def _register_numpy(np: Any) -> None:
         spec = _dtype_spec(arr.dtype)
         if not arr.flags.c_contiguous:
             arr = np.ascontiguousarray(arr)
-        return (spec, tuple(arr.shape), pickle.PickleBuffer(arr))
+        data = arr
+        if _has_datetime(arr.dtype):
+            # numpy gives no buffer of datetimes: their bytes (int64 counts of the unit the
+            # dtype string keeps), viewed as plain bytes.
+            data = arr.reshape(-1).view(np.uint8)
+        return (spec, tuple(arr.shape), pickle.PickleBuffer(data))
 
     def build_array(spec: Any, shape: Any, buf: Any) -> Any:
         dtype = _make_dtype(np, spec)
-        if (type(shape) is not tuple or len(shape) > 64
+        if (type(shape) is not tuple or len(shape) > _MAX_DIMS
                 or not all(type(n) is int and n >= 0 for n in shape)):
             raise SerializationError("malformed numpy shape in a payload")
         view = memoryview(buf)
@@ -330,9 +440,10 @@ def _register_numpy(np: Any) -> None:
             raise SerializationError("malformed numpy scalar in a payload")
         return np.frombuffer(data, dtype=dtype)[0]
 
-    register(_NDARRAY, np.ndarray, reduce_array, build_array)
-    register(_NPSCALAR, np.generic, reduce_scalar, build_scalar)
-    register(_DTYPE, np.dtype, lambda d: (_dtype_spec(d),), lambda s: _make_dtype(np, s))
+    register(_NDARRAY, np.ndarray, reduce_array, build_array, cost=_ARRAY_COST)
+    register(_NPSCALAR, np.generic, reduce_scalar, build_scalar, cost=_ARRAY_COST)
+    register(_DTYPE, np.dtype, lambda d: (_dtype_spec(d),), lambda s: _make_dtype(np, s),
+             cost=0)
     _numpy_ready = True
 
 
@@ -346,11 +457,21 @@ def _build_numpy(code: int) -> Callable[..., Any]:
                 raise SerializationError("payload holds numpy values and numpy is not "
                                          "installed here") from None
         _register_numpy(np)
-        return REGISTRY[code].build(*fields)
+        entry = REGISTRY[code]
+        charge(entry.cost)
+        try:
+            return entry.build(*fields)
+        except SerializationError:
+            raise
+        except (TypeError, ValueError, OverflowError, ArithmeticError) as exc:
+            raise SerializationError(f"malformed {entry.name} in a payload: "
+                                     f"{describe_error(exc)}") from None
 
     return build
 
 
-# Until numpy is loaded, its codes build through a loader that imports it first.
+# Until numpy is loaded, its codes build through a loader that imports it first (and are
+# named as numpy's types in errors, not as the placeholder class).
 for _code in (_NDARRAY, _NPSCALAR, _DTYPE):
-    REGISTRY.setdefault(_code, Registered(_code, object, lambda v: (), _build_numpy(_code)))
+    REGISTRY.setdefault(_code, Registered(_code, object, lambda v: (), _build_numpy(_code),
+                                          cost=0, name=_NUMPY_NAMES[_code]))

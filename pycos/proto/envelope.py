@@ -80,7 +80,7 @@ def open_host(data: bytes) -> tuple[SockAddr, bytes]:
     Raises:
         RemoteProtocolError: the envelope is truncated or malformed.
     """
-    return _parse(data)
+    return _parse(data, HOST_MAGIC)
 
 
 def open_relay(data: bytes, key: bytes) -> tuple[SockAddr, bytes]:
@@ -95,16 +95,20 @@ def open_relay(data: bytes, key: bytes) -> tuple[SockAddr, bytes]:
     if not digest_equal(mac(key, body), tag):
         raise RemoteProtocolError("relayed announcement HMAC does not verify "
                                   "(different secret?)")
-    return _parse(body)
+    return _parse(body, RELAY_MAGIC)
 
 
-def _parse(data: bytes) -> tuple[SockAddr, bytes]:
+def _parse(data: bytes, expected: bytes) -> tuple[SockAddr, bytes]:
     if len(data) <= _HEADER.size:
         raise RemoteProtocolError("forwarded announcement is truncated")
-    _magic, version, family, port, raw, scope = _HEADER.unpack_from(data)
+    magic, version, family, port, raw, scope = _HEADER.unpack_from(data)
+    if magic != expected:
+        kind = "host" if expected == HOST_MAGIC else "relay"
+        raise RemoteProtocolError(f"forwarded announcement is not a {kind} envelope "
+                                  "(wrong magic)")
     if version != _VERSION:
         raise RemoteProtocolError(f"forward envelope version {version} is not supported")
-    if port == 0 or family not in (4, 6) or (family == 4 and any(raw[4:])):
+    if port == 0 or family not in (4, 6) or (family == 4 and (any(raw[4:]) or scope)):
         raise RemoteProtocolError("forwarded announcement has a malformed origin")
     ip = ipaddress.ip_address(raw[:4] if family == 4 else raw)
     if ip.is_multicast or ip.is_unspecified:

@@ -46,6 +46,14 @@ _STAT = struct.Struct(">IQqqq")
 _TRAILER = struct.Struct(">Q32s")
 _NO_DIR = 0xFFFF
 _MAX_REASON = 512
+_MAX_I64 = 2**63 - 1
+
+
+def _int_field(value: object, what: str, lo: int | None, hi: int | None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{what} must be in {lo}..{hi}, got {value}")
 
 
 class AnswerCode(enum.IntEnum):
@@ -71,10 +79,22 @@ class Offer:
     overwrite: bool
 
     def encode(self) -> bytes:
+        """The OFFER (plain call).
+
+        Raises:
+            TypeError: a field has the wrong type.
+            ValueError: a field is out of the range the layout (and every receiver) allows.
+        """
+        if not isinstance(self.name, str) or not (self.dir is None or isinstance(self.dir, str)):
+            raise TypeError("file name and directory must be str (directory: or None)")
         name = self.name.encode("utf-8")
         dir_raw = b"" if self.dir is None else self.dir.encode("utf-8")
         if len(name) > MAX_NAME_BYTES or len(dir_raw) > MAX_NAME_BYTES:
             raise ValueError("file name and directory must be at most 65534 UTF-8 bytes")
+        _int_field(self.size, "file size", 0, _MAX_I64)
+        _int_field(self.mtime_ns, "mtime_ns", -_MAX_I64 - 1, _MAX_I64)
+        _int_field(self.atime_ns, "atime_ns", -_MAX_I64 - 1, _MAX_I64)
+        _int_field(self.mode, "mode", None, None)
         head = _OFFER.pack(self.size, self.mtime_ns, self.atime_ns, self.mode & 0o7777,
                            1 if self.overwrite else 0)
         dir_part = (_LEN.pack(_NO_DIR) if self.dir is None
@@ -115,8 +135,21 @@ class Answer:
     reason: str = ""
 
     def encode(self) -> bytes:
+        """The ANSWER (plain call).
+
+        Raises:
+            TypeError / ValueError: EXISTS without a stat of five ints in the layout's ranges.
+        """
         if self.code is AnswerCode.EXISTS:
-            assert self.stat is not None
+            if not isinstance(self.stat, tuple) or len(self.stat) != 5:
+                raise ValueError("an EXISTS answer needs the stat (mode, size, atime_ns, "
+                                 "mtime_ns, ctime_ns) of the file that is there")
+            mode, size, atime, mtime, ctime = self.stat
+            _int_field(mode, "stat mode", 0, 2**32 - 1)
+            _int_field(size, "stat size", 0, 2**64 - 1)
+            for value, what in ((atime, "stat atime_ns"), (mtime, "stat mtime_ns"),
+                                (ctime, "stat ctime_ns")):
+                _int_field(value, what, -_MAX_I64 - 1, _MAX_I64)
             return bytes([self.code]) + _STAT.pack(*self.stat)
         if self.code is AnswerCode.REFUSED:
             raw = self.reason.encode("utf-8")[:_MAX_REASON]
@@ -154,6 +187,18 @@ class Trailer:
     digest: bytes
 
     def encode(self) -> bytes:
+        """The TRAILER (plain call).
+
+        Raises:
+            TypeError / ValueError: the size is not an int in 0..2**64-1, or the digest is not
+                exactly 32 bytes (never padded or cut: a receiver would refuse the file).
+        """
+        _int_field(self.size, "file size", 0, 2**64 - 1)
+        if not isinstance(self.digest, bytes | bytearray):
+            raise TypeError(f"the digest must be bytes, not {type(self.digest).__name__}")
+        if len(self.digest) != DIGEST_SIZE:
+            raise ValueError(f"the digest must be {DIGEST_SIZE} bytes (HMAC-SHA256), got "
+                             f"{len(self.digest)}")
         return _TRAILER.pack(self.size, self.digest)
 
     @classmethod

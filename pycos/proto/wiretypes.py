@@ -5,18 +5,21 @@ Owns the allow list (:func:`serialize_allow`), the registry of value types that 
 with :func:`register`), and the rebuilding rules behind the four builders of
 ``pycos.proto._w``: ``o`` (a registered type), ``u`` (an instance of a class the user allowed),
 ``e`` (an exception) and ``f`` (an allowed function called with plain arguments). Imports only
-the standard library and ``pycos.errors`` (numpy only when a payload names it and it is
-already installed).
+the standard library, ``pycos.errors`` and ``pycos.proto.wirecost`` (numpy only when a payload
+names it and it is already installed).
 
 Rules every builder keeps: its arguments were built by the unpickler from plain data; it checks
 their types and sizes before using them; it builds a fresh object (or returns an allowed class,
 function or singleton, which the dialect cannot modify); it never imports a module that was not
-allowed, never does I/O, and costs at most linear time in its input.
+allowed, never runs a module's ``__getattr__``, never does I/O, and costs at most linear time in
+its input. What builders allocate is charged to the decode's memory budget
+(``wirecost.charge``), so a payload that calls a builder again and again on the same memoized
+arguments is refused instead of multiplying its size; and no text is ever made from an
+unbounded value (``wirecost.brief``).
 """
 
 from __future__ import annotations
 
-import _thread
 import builtins
 import collections
 import contextvars
@@ -33,28 +36,39 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import RemoteError, SerializationError, UnpicklingRefused
+from .wirecost import BRIEF_LIMIT, CHAR_COST, ITEM_COST, brief, charge
 
 __all__ = ["serialize_allow", "is_allowed", "register", "Registered", "REGISTRY", "BY_TYPE",
            "GLOBAL", "build_u", "build_e", "build_f", "qualified_name", "resolve_allowed",
-           "decode_context", "decoding", "MAX_DECIMAL_DIGITS", "MAX_FRACTION_BITS"]
+           "decode_context", "decoding", "MAX_DECIMAL_DIGITS", "MAX_FRACTION_BITS",
+           "exception_reduce", "BUILTIN_EXCEPTION_TYPES", "DEFAULT_COST"]
 
 MAX_DECIMAL_DIGITS = 4300
 MAX_FRACTION_BITS = 8192
 _IDENT_LIMIT = 512
+#: What a registered type's builder is charged per call when it does not say (bytes).
+DEFAULT_COST = 512
 
 
 class Registered:
-    """One registered type: ``reduce(obj) -> fields`` and ``build(*fields) -> obj``."""
+    """One registered type: ``reduce(obj) -> fields`` and ``build(*fields) -> obj``.
 
-    __slots__ = ("code", "cls", "reduce", "build", "name")
+    ``cost`` is what one build allocates besides its fields (charged to the decode's memory
+    budget, with :func:`weigh` of the fields or ``weigh_fields(fields)`` when given); ``name``
+    names the type in errors (default: its class's)."""
+
+    __slots__ = ("code", "cls", "reduce", "build", "name", "cost", "weigh_fields")
 
     def __init__(self, code: int, cls: type, reduce: Callable[[Any], tuple[Any, ...]],
-                 build: Callable[..., Any]) -> None:
+                 build: Callable[..., Any], cost: int = DEFAULT_COST, name: str | None = None,
+                 weigh_fields: Callable[[tuple[Any, ...]], int] | None = None) -> None:
         self.code = code
         self.cls = cls
         self.reduce = reduce
         self.build = build
-        self.name = f"{cls.__module__}.{cls.__qualname__}"
+        self.name = name or f"{cls.__module__}.{cls.__qualname__}"
+        self.cost = cost
+        self.weigh_fields = weigh_fields
 
 
 #: code -> Registered; and exact type -> Registered (for the encoder).
@@ -63,8 +77,9 @@ BY_TYPE: dict[type, Registered] = {}
 
 
 def register(code: int, cls: type, reduce: Callable[[Any], tuple[Any, ...]],
-             build: Callable[..., Any]) -> None:
+             build: Callable[..., Any], cost: int = DEFAULT_COST) -> None:
     """Make ``cls`` a wire type under ``code`` (plain call; pycos's own layers at import).
+    ``cost``: about how many bytes one rebuilt value takes besides its fields.
 
     Raises:
         ValueError: the code is taken by another type.
@@ -72,7 +87,7 @@ def register(code: int, cls: type, reduce: Callable[[Any], tuple[Any, ...]],
     old = REGISTRY.get(code)
     if old is not None and old.cls is not cls and old.cls is not object:
         raise ValueError(f"wire type code {code} is already {old.name}")
-    entry = Registered(code, cls, reduce, build)
+    entry = Registered(code, cls, reduce, build, cost)
     REGISTRY[code] = entry
     BY_TYPE[cls] = entry
 
@@ -104,17 +119,40 @@ class decoding:  # noqa: N801 - used as a context manager
 
 
 # ---------------------------------------------------------------------- allow list
-class _AllowList:
-    __slots__ = ("names", "modules")
+_Snapshot = tuple[int, dict[str, tuple[str, str]], frozenset[str]]
 
-    def __init__(self, names: frozenset[str] = frozenset(),
-                 modules: frozenset[str] = frozenset()) -> None:
-        self.names = names
-        self.modules = modules
+
+class _AllowList:
+    """What ``serialize_allow`` allowed, without a lock (``pycos.proto`` uses no threads):
+    every call appends one entry to ``log`` (``list.append`` is atomic), and readers use a
+    snapshot of the log, rebuilt whenever the log has grown since it was taken, so no call
+    is ever lost to another running at the same time."""
+
+    __slots__ = ("log", "snap")
+
+    def __init__(self) -> None:
+        self.log: list[tuple[dict[str, tuple[str, str]], frozenset[str]]] = []
+        self.snap: _Snapshot = (0, {}, frozenset())
+
+    def add(self, names: dict[str, tuple[str, str]], modules: frozenset[str]) -> None:
+        self.log.append((names, modules))
+
+    def current(self) -> _Snapshot:
+        """(entries seen, exact names -> (module, qualname), module names)."""
+        snap = self.snap
+        if snap[0] != len(self.log):
+            entries = self.log[:]
+            names: dict[str, tuple[str, str]] = {}
+            modules: set[str] = set()
+            for more_names, more_modules in entries:
+                names.update(more_names)
+                modules.update(more_modules)
+            snap = (len(entries), names, frozenset(modules))
+            self.snap = snap  # a slower reader may store an older one: the length tells
+        return snap
 
 
 _ALLOW = _AllowList()
-_allow_lock = _thread.allocate_lock()  # serialize_allow's read-copy-replace is atomic
 
 
 def qualified_name(obj: Any) -> str:
@@ -137,26 +175,27 @@ def serialize_allow(*objs: type | types.FunctionType | types.ModuleType | str) -
         TypeError: an argument is none of these, or is a lambda / local definition.
         ValueError: a module name is not a dotted identifier.
     """
-    global _ALLOW
-    with _allow_lock:
-        names, modules = set(_ALLOW.names), set(_ALLOW.modules)
-        for obj in objs:
-            if isinstance(obj, types.ModuleType):
-                modules.add(obj.__name__)
-            elif isinstance(obj, str):
-                if not obj or not all(part.isidentifier() for part in obj.split(".")):
-                    raise ValueError(f"serialize_allow: {obj!r} is not a module name")
-                modules.add(obj)
-            elif isinstance(obj, type | types.FunctionType | types.BuiltinFunctionType):
-                qualname = getattr(obj, "__qualname__", "")
-                if "<" in qualname or not qualname:
-                    raise TypeError(f"serialize_allow: {obj!r} is not defined at module level "
-                                    "(a lambda or a local definition cannot be allowed)")
-                names.add(qualified_name(obj))
-            else:
-                raise TypeError("serialize_allow expects classes, functions, modules or module "
-                                f"names, not {type(obj).__name__}")
-        _ALLOW = _AllowList(frozenset(names), frozenset(modules))
+    names: dict[str, tuple[str, str]] = {}
+    modules: set[str] = set()
+    for obj in objs:
+        if isinstance(obj, types.ModuleType):
+            modules.add(obj.__name__)
+        elif isinstance(obj, str):
+            if not obj or not all(part.isidentifier() for part in obj.split(".")):
+                raise ValueError(f"serialize_allow: {obj!r} is not a module name")
+            modules.add(obj)
+        elif isinstance(obj, type | types.FunctionType | types.BuiltinFunctionType):
+            qualname = getattr(obj, "__qualname__", "")
+            module = getattr(obj, "__module__", None)
+            if "<" in qualname or not qualname or not isinstance(module, str) or not all(
+                    part.isidentifier() for part in f"{module}.{qualname}".split(".")):
+                raise TypeError(f"serialize_allow: {obj!r} is not defined at module level "
+                                "(a lambda or a local definition cannot be allowed)")
+            names[f"{module}.{qualname}"] = (module, qualname)
+        else:
+            raise TypeError("serialize_allow expects classes, functions, modules or module "
+                            f"names, not {type(obj).__name__}")
+    _ALLOW.add(names, frozenset(modules))
 
 
 def is_allowed(module: str, qualname: str) -> bool:
@@ -167,50 +206,80 @@ def is_allowed(module: str, qualname: str) -> bool:
 def resolve_allowed(name: str) -> Any:
     """The class or function ``name`` ("module.qualname") when the user allowed it, else None.
     Only modules the user named (or that hold an exactly allowed name) are ever imported."""
-    if not isinstance(name, str) or len(name) > _IDENT_LIMIT:
+    if type(name) is not str or len(name) > _IDENT_LIMIT:
         return None
-    allow = _ALLOW
-    module, qualname = _split(name)
-    if module is None:
+    _seen, names, modules = _ALLOW.current()
+    exact = names.get(name)
+    if exact is not None:  # allowed by itself: split where serialize_allow saw it
+        return _lookup(exact[0], exact[1], exact=False)
+    if not modules:
         return None
-    if name in allow.names:
-        return _lookup(module, qualname, exact=False)
-    if any(module == m or module.startswith(m + ".") for m in allow.modules):
-        return _lookup(module, qualname, exact=True)
-    return None
+    split = _split(name, modules)
+    if split is None:
+        return None
+    return _lookup(split[0], split[1], exact=True)
 
 
-def _split(name: str) -> tuple[str | None, str]:
-    """Split "pkg.mod.Class.Inner" at the longest prefix that is a loaded or allowed module."""
+def _split(name: str, modules: frozenset[str]) -> tuple[str, str] | None:
+    """Split "pkg.mod.Class.Inner" at the longest prefix that is an allowed module (or one of
+    its submodules) already loaded, or named by ``serialize_allow`` itself."""
     parts = name.split(".")
     if not all(p.isidentifier() for p in parts):
-        return None, ""
+        return None
     for i in range(len(parts) - 1, 0, -1):
         if any(p.startswith("__") for p in parts[i:]):
             continue  # attributes never start with '__' (no __dict__, __globals__ …)
         module = ".".join(parts[:i])
-        if module in sys.modules or module in _ALLOW.modules or any(
-                n.startswith(module + ".") for n in _ALLOW.names):
+        if not any(module == m or module.startswith(m + ".") for m in modules):
+            continue
+        if module in sys.modules or module in modules:
             return module, ".".join(parts[i:])
-    return None, ""
+    return None
+
+
+# Attribute lookups of decoding read the namespaces themselves: no module ``__getattr__``
+# (PEP 562), no metaclass ``__getattr__``, no descriptor of a class's own runs.
+_MODULE_DICT: Any = vars(types.ModuleType)["__dict__"]
+_TYPE_DICT: Any = vars(type)["__dict__"]
+_TYPE_MODULE: Any = vars(type)["__module__"]
+
+
+def _is_class(obj: Any) -> bool:
+    return issubclass(type(obj), type)  # never the object's own __class__
+
+
+def _module_namespace(module: str) -> dict[str, Any] | None:
+    """The namespace of the already imported module ``module``, or None."""
+    mod = sys.modules.get(module)
+    if mod is None or not issubclass(type(mod), types.ModuleType):
+        return None
+    namespace = _MODULE_DICT.__get__(mod)
+    return namespace if type(namespace) is dict else None
 
 
 def _lookup(module: str, qualname: str, exact: bool) -> Any:
-    mod = sys.modules.get(module)
-    if mod is None:
+    if sys.modules.get(module) is None:
         try:
-            mod = importlib.import_module(module)
+            importlib.import_module(module)  # a module the user allowed
         except Exception:  # noqa: BLE001 - an allowed module that cannot be imported
             return None
-    obj: Any = mod
-    for part in qualname.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    if exact and getattr(obj, "__module__", None) != module:
-        return None  # merely imported there, not defined there
-    if not isinstance(obj, type | types.FunctionType | types.BuiltinFunctionType):
+    namespace = _module_namespace(module)
+    if namespace is None:
         return None
+    first, *rest = qualname.split(".")
+    obj = namespace.get(first)
+    for part in rest:  # nested classes: Outer.Inner
+        if not _is_class(obj):
+            return None
+        obj = _TYPE_DICT.__get__(obj).get(part)
+    if _is_class(obj):
+        defined_in = _TYPE_MODULE.__get__(obj)
+    elif type(obj) is types.FunctionType or type(obj) is types.BuiltinFunctionType:
+        defined_in = obj.__module__
+    else:
+        return None
+    if exact and defined_in != module:
+        return None  # merely imported there, not defined there
     return obj
 
 
@@ -259,41 +328,73 @@ _STDLIB_TOP = frozenset(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
 
 def _exception_class(name: str) -> type[BaseException] | None:
     """The exception class ``name`` if it is a builtin, pycos's, or defined in an already
-    imported standard-library module (constructing those runs no user code)."""
+    imported standard-library module (constructing those runs no user code). Only names
+    already in the module's namespace count: nothing is imported, no module ``__getattr__``
+    runs, and the value must be an exception class itself."""
     module, _, qualname = name.rpartition(".")
     if not module or not qualname.isidentifier():
         return None
     top = module.split(".")[0]
     if top != "pycos" and top not in _STDLIB_TOP:
         return None
-    mod = sys.modules.get(module)
-    obj = getattr(mod, qualname, None) if mod is not None else None
-    if isinstance(obj, type) and issubclass(obj, BaseException):
-        return obj
+    namespace = _module_namespace(module)
+    obj: Any = namespace.get(qualname) if namespace is not None else None
+    if _is_class(obj) and issubclass(obj, BaseException):
+        return obj  # type: ignore[no-any-return]
     return None
 
 
 # ---------------------------------------------------------------------- e(): exceptions
+#: The builtin exception classes: their ``__init__`` runs no user code, so they are rebuilt
+#: by calling them (``StopIteration(3).value``, ``OSError``'s errno and file name ...), from
+#: the arguments their ``__reduce__`` gives, as pickle does.
+BUILTIN_EXCEPTION_TYPES: frozenset[type] = frozenset(
+    obj for obj in vars(builtins).values()
+    if isinstance(obj, type) and issubclass(obj, BaseException))
+
+
+def exception_reduce(exc: BaseException) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
+    """(arguments, state) that :func:`build_e` rebuilds ``exc`` from (plain call; the
+    encoder's side). A builtin exception: what its ``__reduce__`` gives, which its class is
+    called with; any other: its ``args`` and attributes, set on an instance made without
+    ``__init__``."""
+    if type(exc) in BUILTIN_EXCEPTION_TYPES:
+        rv = exc.__reduce__()
+        if type(rv) is tuple and 2 <= len(rv) <= 3 and type(rv[1]) is tuple:
+            state = rv[2] if len(rv) == 3 and type(rv[2]) is dict else None
+            return rv[1], state
+    return exc.args, dict(vars(exc))
+
+
 def build_e(name: Any, args: Any, state: Any) -> BaseException:
-    """The builder ``e``: an exception of an allowed class with ``args`` and ``state``
-    (attributes), made without calling ``__init__``; a ``RemoteError`` standing for it when
-    its class is not allowed here."""
+    """The builder ``e``: an exception with ``args`` and ``state`` (attributes): a builtin one
+    called with ``args``; pycos's, the standard library's or an allowed class's made without
+    calling ``__init__``; a ``RemoteError`` standing for it when its class is not allowed
+    here."""
     name = _str(name, "exception name", _IDENT_LIMIT)
     _need(type(args) is tuple, "exception arguments")
     _need(state is None or (type(state) is dict and all(type(k) is str for k in state)),
           "exception state")
+    charge(DEFAULT_COST + ITEM_COST * (len(args) + (len(state) if state else 0)))
     cls = _exception_class(name)
     if cls is None:
         allowed = resolve_allowed(name)
-        if isinstance(allowed, type) and issubclass(allowed, BaseException):
+        if _is_class(allowed) and issubclass(allowed, BaseException):
             cls = allowed
     if cls is None:
-        return RemoteError(name, _message(args), (state or {}).get("remote_traceback"))
-    try:
-        exc = cls.__new__(cls, *args)
-        exc.args = args
-    except Exception:  # noqa: BLE001 - a class whose __new__ wants other arguments
-        return RemoteError(name, _message(args), None)
+        return _remote_error(name, args, (state or {}).get("remote_traceback"))
+    exc = None
+    if cls in BUILTIN_EXCEPTION_TYPES:
+        try:
+            exc = cls(*args)
+        except Exception:  # noqa: BLE001 - arguments its __init__ refuses: as any other class
+            exc = None
+    if exc is None:
+        try:
+            exc = cls.__new__(cls, *args)
+            exc.args = args
+        except Exception:  # noqa: BLE001 - a class whose __new__ wants other arguments
+            return _remote_error(name, args, None)
     if state:
         for key, value in state.items():
             if key.startswith("__") or key in ("args",):
@@ -305,10 +406,20 @@ def build_e(name: Any, args: Any, state: Any) -> BaseException:
     return exc
 
 
+def _remote_error(name: str, args: tuple[Any, ...], remote_tb: Any) -> RemoteError:
+    message = _message(args)
+    if type(remote_tb) is not str:
+        remote_tb = None
+    charge(CHAR_COST * (2 * len(message) + len(name)))  # its text copies the message
+    return RemoteError(name, message, remote_tb)
+
+
 def _message(args: tuple[Any, ...]) -> str:
-    if len(args) == 1:
-        return str(args[0])[:4096]
-    return str(args)[:4096]
+    """The text of an exception's arguments, as ``str`` would make it, bounded (4,096
+    characters, never formatting more than that)."""
+    if len(args) == 1 and type(args[0]) is str:
+        return args[0][:BRIEF_LIMIT]
+    return brief(args[0] if len(args) == 1 else args)
 
 
 # ---------------------------------------------------------------------- u(): user classes
@@ -329,11 +440,16 @@ def build_u(name: Any, how: Any, args: Any, state: Any, items: Any, pairs: Any) 
     if target is None:
         module, _, qualname = name.rpartition(".")
         raise UnpicklingRefused(module, qualname)
+    state_size = len(state) if type(state) is dict else 0
+    if type(state) is tuple:
+        state_size = sum(len(part) for part in state if type(part) is dict)
+    charge(DEFAULT_COST + ITEM_COST * (len(args) + len(items or ()) + len(pairs or ())
+                                        + state_size))
     if how == _CALL_FUNCTION:
-        _need(callable(target) and not isinstance(target, type), "function")
+        _need(callable(target) and not _is_class(target), "function")
         obj = target(*args)
     else:
-        _need(isinstance(target, type), "class")
+        _need(_is_class(target), "class")
         obj = target.__new__(target, *args) if how == _NEW else target(*args)
     if state is not None:
         _set_state(obj, state)
@@ -396,6 +512,10 @@ def _build_fraction(num: Any, den: Any) -> fractions.Fraction:
     _need(num.bit_length() <= MAX_FRACTION_BITS and den.bit_length() <= MAX_FRACTION_BITS,
           "Fraction (too large)")
     return fractions.Fraction(num, den)
+
+
+def _weigh_ints(fields: tuple[Any, ...]) -> int:
+    return sum(f.bit_length() >> 2 for f in fields if type(f) is int)
 
 
 def _build_deque(items: Any, maxlen: Any) -> collections.deque[Any]:
@@ -467,50 +587,58 @@ def _build_ip(kind: Any, text: Any) -> Any:
 
 def _register_standard() -> None:
     reg = register
-    reg(GLOBAL, type, _reduce_global, _build_global)
-    reg(2, complex, lambda c: (c.real, c.imag), _build_complex)
+    reg(GLOBAL, type, _reduce_global, _build_global, cost=0)
+    reg(2, complex, lambda c: (c.real, c.imag), _build_complex, cost=64)
     reg(3, range, lambda r: (r.start, r.stop, r.step),
-        lambda a, b, c: range(_int(a, "range"), _int(b, "range"), _int(c, "range")))
-    reg(4, slice, lambda s: (s.start, s.stop, s.step), lambda a, b, c: slice(a, b, c))
-    reg(5, type(Ellipsis), lambda e: (), lambda: Ellipsis)
-    reg(6, type(NotImplemented), lambda e: (), lambda: NotImplemented)
+        lambda a, b, c: range(_int(a, "range"), _int(b, "range"), _int(c, "range")), cost=64)
+    reg(4, slice, lambda s: (s.start, s.stop, s.step), lambda a, b, c: slice(a, b, c),
+        cost=64)
+    reg(5, type(Ellipsis), lambda e: (), lambda: Ellipsis, cost=0)
+    reg(6, type(NotImplemented), lambda e: (), lambda: NotImplemented, cost=0)
     reg(10, datetime.date, lambda d: (d.year, d.month, d.day),
-        lambda y, m, d: datetime.date(_int(y, "date"), _int(m, "date"), _int(d, "date")))
+        lambda y, m, d: datetime.date(_int(y, "date"), _int(m, "date"), _int(d, "date")),
+        cost=64)
     reg(11, datetime.time,
         lambda t: (t.hour, t.minute, t.second, t.microsecond, t.tzinfo, t.fold),
         lambda h, m, s, us, tz, fold: datetime.time(
             _int(h, "time"), _int(m, "time"), _int(s, "time"), _int(us, "time"), _tz(tz),
-            fold=_int(fold, "time", 0, 1)))
+            fold=_int(fold, "time", 0, 1)), cost=64)
     reg(12, datetime.datetime,
         lambda d: (d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond,
                    d.tzinfo, d.fold),
         lambda y, mo, d, h, mi, s, us, tz, fold: datetime.datetime(
             _int(y, "datetime"), _int(mo, "datetime"), _int(d, "datetime"),
             _int(h, "datetime"), _int(mi, "datetime"), _int(s, "datetime"),
-            _int(us, "datetime"), _tz(tz), fold=_int(fold, "datetime", 0, 1)))
+            _int(us, "datetime"), _tz(tz), fold=_int(fold, "datetime", 0, 1)), cost=64)
     reg(13, datetime.timedelta, lambda t: (t.days, t.seconds, t.microseconds),
         lambda d, s, us: datetime.timedelta(_int(d, "timedelta"), _int(s, "timedelta"),
-                                            _int(us, "timedelta")))
-    reg(14, datetime.timezone, _reduce_timezone, _build_timezone)
-    reg(15, decimal.Decimal, lambda d: (str(d),), _build_decimal)
-    reg(16, fractions.Fraction, lambda f: (f.numerator, f.denominator), _build_fraction)
+                                            _int(us, "timedelta")), cost=64)
+    reg(14, datetime.timezone, _reduce_timezone, _build_timezone, cost=128)
+    reg(15, decimal.Decimal, lambda d: (str(d),), _build_decimal, cost=128)
+    REGISTRY[16] = BY_TYPE[fractions.Fraction] = Registered(
+        16, fractions.Fraction, lambda f: (f.numerator, f.denominator), _build_fraction,
+        cost=128, weigh_fields=_weigh_ints)  # its ints are copied (divided by their gcd)
     reg(17, uuid.UUID, lambda u: (u.int,),
-        lambda i: uuid.UUID(int=_int(i, "UUID", 0, (1 << 128) - 1)))
-    reg(18, collections.deque, lambda d: (tuple(d), d.maxlen), _build_deque)
+        lambda i: uuid.UUID(int=_int(i, "UUID", 0, (1 << 128) - 1)), cost=128)
+    reg(18, collections.deque, lambda d: (tuple(d), d.maxlen), _build_deque, cost=800)
     reg(19, collections.OrderedDict, lambda d: (tuple(d.items()),),
-        lambda items: collections.OrderedDict(_pairs(items, "OrderedDict")))
-    reg(20, collections.defaultdict, _reduce_defaultdict, _build_defaultdict)
-    reg(21, collections.Counter, lambda c: (tuple(c.items()),), _build_counter)
-    reg(22, collections.ChainMap, lambda c: (tuple(c.maps),), _build_chainmap)
+        lambda items: collections.OrderedDict(_pairs(items, "OrderedDict")), cost=256)
+    reg(20, collections.defaultdict, _reduce_defaultdict, _build_defaultdict, cost=256)
+    reg(21, collections.Counter, lambda c: (tuple(c.items()),), _build_counter, cost=256)
+    reg(22, collections.ChainMap, lambda c: (tuple(c.maps),), _build_chainmap, cost=512)
+    # A path keeps its text and a str of each part (about 20 bytes a character at worst).
+    weigh_path = lambda fields: 24 * sum(len(f) for f in fields if type(f) is str)  # noqa: E731
     for cls in set(_PATHS.values()) | {type(pathlib.Path())}:
         code = 23
-        BY_TYPE[cls] = Registered(code, cls, lambda p: (type(p).__name__, str(p)), _build_path)
+        BY_TYPE[cls] = Registered(code, cls, lambda p: (type(p).__name__, str(p)), _build_path,
+                                  cost=256, weigh_fields=weigh_path)
     REGISTRY[23] = Registered(23, pathlib.PurePath, lambda p: (type(p).__name__, str(p)),
-                              _build_path)
+                              _build_path, cost=256, weigh_fields=weigh_path)
     for ip_cls in _IPS.values():
-        BY_TYPE[ip_cls] = Registered(24, ip_cls, lambda a: (type(a).__name__, str(a)), _build_ip)
+        BY_TYPE[ip_cls] = Registered(24, ip_cls, lambda a: (type(a).__name__, str(a)), _build_ip,
+                                     cost=1024)
     REGISTRY[24] = Registered(24, ipaddress.IPv4Address, lambda a: (type(a).__name__, str(a)),
-                              _build_ip)
+                              _build_ip, cost=1024)
 
 
 def _build_complex(re: Any, im: Any) -> complex:
@@ -526,7 +654,3 @@ def _reduce_timezone(tz: datetime.timezone) -> tuple[Any, ...]:
 
 
 _register_standard()
-# Builtin exception classes may also be named as globals (MonitorStatus.type, …).
-BUILTIN_EXCEPTIONS = frozenset(
-    name for name, obj in vars(builtins).items()
-    if isinstance(obj, type) and issubclass(obj, BaseException))
