@@ -138,8 +138,10 @@ def free_port() -> int:
 
 @pytest.fixture
 def node_pair() -> Iterator[Any]:
-    """Factory: ``node_pair(**options)`` gives (scheduler, A, B, clock): two nodes of one
-    process on one local scheduler running on a ``FakeClock``, B a peer of A (and A of B)."""
+    """Factory: ``node_pair(virtual=True, **options)`` gives (scheduler, A, B, clock): two
+    nodes of one process on one local scheduler, B a peer of A (and A of B). The clock is a
+    ``FakeClock`` unless ``virtual=False`` (then None): use real time when threads of this
+    process talk to the nodes (streams), since virtual time jumps while they work."""
     import time as _time
 
     from pycos.core.clock import FakeClock
@@ -147,8 +149,8 @@ def node_pair() -> Iterator[Any]:
 
     made: list[Any] = []
 
-    def make(**options: Any) -> tuple[Any, Any, Any, Any]:
-        clock = FakeClock()
+    def make(virtual: bool = True, **options: Any) -> tuple[Any, Any, Any, Any]:
+        clock = FakeClock() if virtual else None
         sched = _fresh(clock)
         common = dict(host="127.0.0.1", discover_peers=False, udp_port=None, scheduler=sched)
         common.update(options)

@@ -441,12 +441,13 @@ class Node:
         return (yield ThreadCall(dial, self.config, loc.sockaddr(), loc.family, kind, payload,
                                  bound))
 
-    def serve_stream(self, kind: str, fn: Any) -> None:
+    def serve_stream(self, kind: str, fn: Any, check: Any = None) -> None:
         """Plain call: answer streams of ``kind`` with ``fn(stream, payload)`` on a thread of
-        its own (see ``pycos.net.streams``)."""
+        its own; ``check(payload, who)`` may refuse one first with a reason (see
+        ``pycos.net.streams``)."""
         from .streams import serve_stream
 
-        serve_stream(self, kind, fn)
+        serve_stream(self, kind, fn, check)
 
     def adopt_established(self, sock: Any, addr: Any, conn: Any, established: Any,
                           first: Any) -> None:

@@ -26,8 +26,9 @@ else ``RemoteError``); ``RequestError(message)`` is the way to refuse, and the c
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..core import lowlevel
@@ -126,7 +127,7 @@ class HandlerTable:
         self.node = node
         self.requests: dict[str, tuple[Handler, str]] = {}
         self.streams: dict[str, StreamHandler] = {}
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: _DaemonPool | None = None
         self._pool_size = 4
 
     def serve(self, kind: str, fn: Handler, run: str = "main", threads: int | None = None,
@@ -184,18 +185,65 @@ class HandlerTable:
         else:
             lowlevel.call_soon(self.node.service_scheduler(), _run, fn, ctx, payload)
 
-    def pool(self) -> ThreadPoolExecutor:
+    def pool(self) -> _DaemonPool:
         """The node's handler threads (made on first use)."""
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._pool_size,
-                                            thread_name_prefix=f"pycos-handler-{self.node.name}")
+            self._pool = _DaemonPool(self._pool_size, f"pycos-handler-{self.node.name}")
         return self._pool
 
     def close(self) -> None:
         """Stop the handler threads (the node is stopping); queued work is dropped."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown()
+
+
+class _DaemonPool:
+    """At most ``size`` daemon threads running submitted calls in order of submission. Daemon
+    threads: a handler still running never keeps the process from exiting (a stdlib executor
+    joins its threads at exit)."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self.size = size
+        self.name = name
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.threads = 0
+        self.idle = 0
+        self.stopped = False
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` on one of the threads (any thread)."""
+        with self.lock:
+            if self.stopped:
+                return
+            self.jobs.put((fn, args))
+            if self.idle == 0 and self.threads < self.size:
+                self.threads += 1
+                threading.Thread(target=self._work, name=f"{self.name}-{self.threads}",
+                                 daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            with self.lock:
+                self.idle += 1
+            job = self.jobs.get()
+            with self.lock:
+                self.idle -= 1
+            if job is None or self.stopped:
+                return
+            fn, args = job
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - the handler wrapper reports its own errors
+                logger.exception("handler thread: unexpected error")
+
+    def shutdown(self) -> None:
+        """Drop queued work and let the threads end."""
+        with self.lock:
+            self.stopped = True
+            for _ in range(self.threads):
+                self.jobs.put(None)
 
 
 def _run(fn: Handler, ctx: RequestContext, payload: Any) -> None:

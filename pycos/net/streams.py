@@ -32,6 +32,7 @@ from ..proto import (
 )
 from ..proto import batch as wire
 from ..proto.codec import decode, encode
+from .limits import escape
 
 __all__ = ["StreamConn", "StreamError", "dial", "serve_stream"]
 
@@ -88,6 +89,7 @@ class StreamConn:
     def __init__(self, sock: socket.socket, conn: Connection, peer: str = "?",
                  trusted: bool = False) -> None:
         sock.settimeout(None)  # blocking; ``settimeout`` bounds the calls
+        self._rbuf = bytearray(_READ)  # reused by every read
         self.sock = sock
         self.conn = conn
         self.peer = peer
@@ -179,7 +181,8 @@ class StreamConn:
                 self.sock.sendall(out)
             if event is not NEED_DATA:
                 return event
-            self.conn.receive_data(self.sock.recv(_READ))
+            n = self.sock.recv_into(self._rbuf)
+            self.conn.receive_data(memoryview(self._rbuf)[:n] if n else b"")
 
     def _checked(self) -> Any:
         event = self._event()
@@ -229,8 +232,10 @@ def dial(config: Any, sockaddr: tuple[Any, ...], family: int, kind: str, payload
             pass
         stream._expect()  # the node's INFO: its handshake frames are all written
         sock.sendall(conn.send_batch(wire.stream(kind, data)))
-        if stream.recv() is not True:  # the handler's go-ahead (_ACCEPTED), or a refusal
-            raise StreamError(f"{stream.peer} did not accept the stream {kind!r}")
+        answer = stream.recv()  # the handler's go-ahead, or its refusal with the reason
+        if answer is not _ACCEPTED:
+            why = answer[1] if isinstance(answer, tuple) and len(answer) == 2 else answer
+            raise StreamError(f"{stream.peer} refused the stream {kind!r}: {escape(str(why))}")
         sock.settimeout(None)  # opened: the caller bounds what follows (``settimeout``)
     except BaseException:
         sock.close()
@@ -238,12 +243,14 @@ def dial(config: Any, sockaddr: tuple[Any, ...], family: int, kind: str, payload
     return stream
 
 
-def serve_stream(node: Any, kind: str, fn: Any) -> None:
+def serve_stream(node: Any, kind: str, fn: Any, check: Any = None) -> None:
     """Answer streams of ``kind`` on ``node``: ``fn(stream, value)`` runs on a thread of its
     own with the dialing side's ``StreamConn`` and payload value; the stream is closed when it
     returns (plain call, any thread). Each stream's calls time out after the node's
     ``file_idle`` seconds unless ``fn`` sets another bound; at most ``MAX_STREAMS`` are served
-    at once, ``MAX_STREAMS_PER_SOURCE`` from one address (more are refused and counted)."""
+    at once in the process, ``MAX_STREAMS_PER_SOURCE`` from one address (more are refused and
+    counted). ``check(value, who)``, when given, runs first: a str it returns refuses the
+    stream, and the dialing side's ``open_stream`` raises ``StreamError`` with that reason."""
     if not isinstance(kind, str) or not kind or kind.startswith("_"):
         raise ValueError(f"a stream kind is a non-empty str not starting with '_', got {kind!r}")
     if not callable(fn):
@@ -269,6 +276,11 @@ def serve_stream(node: Any, kind: str, fn: Any) -> None:
                 node_.stats["undecodable_payloads"] += 1
                 node_.peers.log.event("undecodable_payloads", "stream %r from %s refused: %s",
                                       kind, who, exc)
+                return
+            why = check(value, who) if check is not None else None
+            if why is not None:
+                node_.stats["rejected_busy"] += 1
+                stream.send(("refused", str(why)))
                 return
             stream.send(_ACCEPTED)
             fn(stream, value)

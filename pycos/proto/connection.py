@@ -274,7 +274,7 @@ class Connection:
         return out
 
     # ------------------------------------------------------------------ input
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the socket, split anywhere (plain call); ``b""`` means the
         peer closed its end. Bytes arriving after CLOSED or ERROR are discarded.
 

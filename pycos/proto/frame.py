@@ -108,7 +108,7 @@ class FrameReader:
     def __len__(self) -> int:
         return len(self._buf) - self._pos
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes (plain call)."""
         if self._pos and self._pos * 2 >= len(self._buf):
             del self._buf[: self._pos]

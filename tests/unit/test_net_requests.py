@@ -54,3 +54,25 @@ def test_a_peer_cannot_make_this_node_raise_exit_or_interrupt(node_pair: Any,
         return "no error"
 
     assert "not an error" in pycos.Task(ask).value(timeout=10)
+
+
+def test_a_stream_handler_may_refuse_with_a_reason_before_it_starts(node_pair: Any) -> None:
+    from pycos.net import StreamError
+
+    sched, a, b, clock = node_pair(virtual=False)
+    served = []
+
+    def upload(stream: Any, size: Any) -> None:
+        served.append(size)
+        stream.send(("ok", size))
+
+    def check(size: Any, who: str) -> Any:
+        return None if isinstance(size, int) and size <= 1000 else "at most 1,000 bytes"
+
+    a.serve_stream("upload", upload, check)
+    with pytest.raises(StreamError, match="refused the stream 'upload': at most 1,000 bytes"):
+        b.open_stream(a.location, "upload", 5000, timeout=5)
+    with b.open_stream(a.location, "upload", 10, timeout=5) as stream:
+        stream.settimeout(5)
+        assert stream.recv() == ("ok", 10)
+    assert served == [10]

@@ -31,6 +31,7 @@ replies are bounded; liveness counts complete verified frames only (``liveness``
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import socket
 import sys
@@ -144,7 +145,8 @@ class Link:
         #: the plain socket written at once when it takes the bytes (None under TLS)
         self._raw = raw if type(raw) is socket.socket else None
         self._pending: dict[int, Pending] = {}
-        self._next_id = 1
+        #: request ids; next() is atomic, as requests may be made from any thread
+        self._ids = itertools.count(1)
         self.limit = cfg.link_buffer
         self._drain_waiters: list[Pending] = []
         self.account = Account(cfg.link_buffer, self._inbound_low)
@@ -568,8 +570,7 @@ class Link:
                 pending.fail(PeerBusy(f"{MAX_PENDING} requests to {self.describe} are already "
                                       "waiting for replies"))
                 return
-            rid = self._next_id
-            self._next_id += 1
+            rid = next(self._ids)
             self._pending[rid] = pending
         try:
             self.queue(wire.request(rid, kind, data))
@@ -582,8 +583,7 @@ class Link:
 
     def track(self, pending: Pending) -> int:
         """A request id whose REPLY resolves ``pending`` (for DELIVER)."""
-        rid = self._next_id
-        self._next_id += 1
+        rid = next(self._ids)
         self._pending[rid] = pending
         return rid
 
