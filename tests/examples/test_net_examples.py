@@ -52,6 +52,22 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
             "node-a: node-c went offline",
         ],
     },
+    "remote_numpy.py": {
+        "ordered": [
+            "one process: np.random.normal(0, 1, (4, 4)) -> ndarray (4, 4) float64",
+            "one process: proxy('scipy') -> None",
+            "one process: remote_os.name._ -> 'posix'",
+            "one process: with remote_os.name as name -> str 'posix'",
+            "one process: remote_os.system('id') refused: 'os.system' is not in ossrv's",
+            "one process: from a task, np.linalg.inv(...) -> [[0.5, 0.0], [0.0, 0.25]]",
+            "two processes: np.random.normal(0, 1, (4, 4)) -> ndarray (4, 4) float64",
+            "two processes: remote_os.system('id') refused: 'os.system' is not in mathsrv's",
+            "two processes: from a task, np.linalg.inv(...) -> [[0.5, 0.0], [0.0, 0.25]]",
+            "two processes: the server exited with status 0",
+            "remote_numpy finished",
+        ],
+        "anywhere": ["server: 3 calls, 3 reads, 1 refused"],
+    },
     "remote_task_client_server.py": {
         "ordered": [
             "client: located 'square_server' on node 'server' (remote: True)",
@@ -193,6 +209,6 @@ def test_net_example(name: str, tmp_path: Path) -> None:
 
 def test_every_net_example_is_tested() -> None:
     net = {"demo.py", "remote_task_client_server.py", "remote_channel.py", "rci_monitor.py",
-           "chat_channel.py", "secret_service.py"}
+           "chat_channel.py", "secret_service.py", "remote_numpy.py"}
     assert net == set(EXPECTED)
     assert all((EXAMPLES / name).is_file() for name in net)

@@ -10,7 +10,8 @@ another one with --ext-port), peer ADDR PORT, peer_host HOST UDP_PORT, close_pee
 locate NAME TIMEOUT, ping ADDR PORT PAYLOAD, burn SECONDS (a task computing without yielding),
 finish, terminate; file transfer: send_file ADDR PORT PATH [DIR OVERWRITE TIMEOUT], del_file ADDR
 PORT NAME [DIR TIMEOUT], dest_path (options --dest-path, --max-file-size); remote tasks, channels
-and RCI (see remote_services.py): r_serve, r_allow MODULE.CLASS, r_tally KEY.
+and RCI (see remote_services.py): r_serve, r_allow MODULE.CLASS, r_tally KEY; remote modules
+(see proxy_services.py): p_serve, p_stats, p_unregister, p_hold, p_call.
 """
 
 from __future__ import annotations
@@ -147,6 +148,10 @@ def command(node: Any, cmd: list[Any]) -> Any:
         return FILE_COMMANDS[op](node, *args)
     if op in REMOTE_COMMANDS:
         return REMOTE_COMMANDS[op](node, *args)
+    if op.startswith("p_"):
+        from proxy_services import COMMANDS as PROXY_COMMANDS  # beside this file
+
+        return PROXY_COMMANDS[op](node, *args)
     raise ValueError(f"unknown command {op!r}")
 
 
