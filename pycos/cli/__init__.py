@@ -12,10 +12,11 @@ that writes. Imports the standard library, ``pycos.core``, ``pycos.errors``, ``p
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Callable
 
 from .output import Output
-from .parser import build_parser, check_tls
+from .parser import PACKAGE_COMMANDS, build_parser, check_tls
 from .status import AUTH, FAILURE, INTERRUPTED, OK, UNREACHABLE, USAGE, CliError, code_name
 
 __all__ = ["main", "OK", "FAILURE", "USAGE", "UNREACHABLE", "AUTH", "INTERRUPTED"]
@@ -34,6 +35,10 @@ def _command(name: str) -> Callable[[argparse.Namespace, Output], int]:
         from .diag import cmd_diag
 
         return cmd_diag
+    if name in PACKAGE_COMMANDS:
+        run: Callable[[argparse.Namespace, Output], int] = importlib.import_module(
+            f".{name}", __package__).run
+        return run
     from . import queries
 
     return {"peers": queries.cmd_peers, "ping": queries.cmd_ping,

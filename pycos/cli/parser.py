@@ -10,18 +10,23 @@ standard library, ``pycos.net`` and its own package.
 from __future__ import annotations
 
 import argparse
+import importlib
 from typing import Any
 
 from ..net.location import Location
 from .progress import CHOICES
 from .secret import ENV_VAR
 
-__all__ = ["build_parser", "parse", "parse_node", "check_tls", "DEFAULT_TIMEOUT", "DEFAULT_BIND"]
+__all__ = ["build_parser", "parse", "parse_node", "check_tls", "DEFAULT_TIMEOUT", "DEFAULT_BIND",
+           "PACKAGE_COMMANDS"]
 
 #: Seconds a query waits to connect and for each answer, unless ``--timeout`` says otherwise.
 DEFAULT_TIMEOUT = 5.0
 #: The address the command's own node binds: this machine only.
 DEFAULT_BIND = "127.0.0.1"
+#: Commands that live in a module of their own (``HELP``, ``add_arguments(parser)``,
+#: ``run(args, out)``), for the packages built on the node: ``graph`` (pycos.topics).
+PACKAGE_COMMANDS = ("graph",)
 
 EPILOG = f"""\
 exit status: 0 success, 1 failure, 2 usage, 3 unreachable or timeout, 4 authentication
@@ -212,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also ask the node at HOST:PORT for its version")
     _common(p)
     _json(p)
+
+    for name in PACKAGE_COMMANDS:  # commands of the packages built on the node
+        module = importlib.import_module(f".{name}", __package__)
+        module.add_arguments(add_parser(name, help=getattr(module, "HELP", None)))
     return parser
 
 

@@ -57,6 +57,7 @@ from ...proto import batch as wire
 from ...proto.codec import decode, encode
 from ...proto.linkinfo import LinkInfo
 from ...proto.wiretypes import decoding
+from ..hub import encoding
 from ..limits import escape
 from ..pending import Pending
 from .liveness import Liveness
@@ -365,6 +366,14 @@ class Link:
         finally:
             ctx.__exit__()
 
+    def encode(self, value: Any) -> bytes:
+        """``value`` encoded for this peer: local tasks and channels in it become references
+        of this link's node (which matters when a process hosts several nodes)."""
+        if len(self.node.hub.nodes) > 1:
+            with encoding(self.node):
+                return encode(value)
+        return encode(value)
+
     def decode(self, payload: bytes | memoryview, what: str) -> Any:
         """The value of a payload from this peer, or raise ``SerializationError`` (counted and
         logged, rate-limited)."""
@@ -558,7 +567,7 @@ class Link:
         Raises:
             SerializationError: ``payload`` cannot be sent (at once; nothing was sent).
         """
-        data = _NONE if payload is None else encode(payload)
+        data = _NONE if payload is None else self.encode(payload)
         if self.state is not LinkState.ACTIVE:
             pending.fail(PeerLost(f"the connection to {self.describe} is "
                                   f"{self.state.value}"))
@@ -603,7 +612,7 @@ class Link:
         if self.state is not LinkState.ACTIVE:
             return
         try:
-            data = _NONE if value is None else encode(value)
+            data = _NONE if value is None else self.encode(value)
         except SerializationError as exc:
             failed, data = True, encode(SerializationError(
                 f"the answer could not be sent back: {exc}"))
