@@ -25,8 +25,9 @@ DEFAULT_TIMEOUT = 5.0
 #: The address the command's own node binds: this machine only.
 DEFAULT_BIND = "127.0.0.1"
 #: Commands that live in a module of their own (``HELP``, ``add_arguments(parser)``,
-#: ``run(args, out)``), for the packages built on the node: ``graph`` (pycos.topics).
-PACKAGE_COMMANDS = ("graph",)
+#: ``run(args, out)``), for the packages built on the node: ``graph`` (pycos.topics) and
+#: ``console`` (pycos.console).
+PACKAGE_COMMANDS = ("graph", "console")
 
 EPILOG = f"""\
 exit status: 0 success, 1 failure, 2 usage, 3 unreachable or timeout, 4 authentication

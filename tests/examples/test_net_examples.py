@@ -68,6 +68,11 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
         ],
         "anywhere": ["server: 3 calls, 3 reads, 1 refused"],
     },
+    "scatter_gather.py": {
+        "ordered": ["nodes: 2", "longest: 6171", "pids: 2 workers answered",
+                    "collatz(27) = 111", "gathered: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"],
+        "anywhere": [],
+    },
     "remote_task_client_server.py": {
         "ordered": [
             "client: located 'square_server' on node 'server' (remote: True)",
@@ -209,6 +214,6 @@ def test_net_example(name: str, tmp_path: Path) -> None:
 
 def test_every_net_example_is_tested() -> None:
     net = {"demo.py", "remote_task_client_server.py", "remote_channel.py", "rci_monitor.py",
-           "chat_channel.py", "secret_service.py", "remote_numpy.py"}
+           "chat_channel.py", "secret_service.py", "remote_numpy.py", "scatter_gather.py"}
     assert net == set(EXPECTED)
     assert all((EXAMPLES / name).is_file() for name in net)
