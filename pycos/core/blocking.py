@@ -72,7 +72,12 @@ def run(op: Any, timeout: float | None = None) -> Any:
             done.set()
 
     task = Task(runner)
-    if not done.wait(timeout):
+    try:
+        finished = done.wait(timeout)
+    except BaseException:  # Ctrl-C in the waiting thread: the operation stops too
+        task.terminate()
+        raise
+    if not finished:
         task.terminate()
         raise TimeoutError(f"{_name(op)} did not finish within {timeout} s")
     ok, value = outcome

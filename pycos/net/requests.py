@@ -33,6 +33,7 @@ from typing import Any
 
 from ..core import lowlevel
 from ..errors import PycosError
+from .limits import escape
 
 __all__ = ["HandlerTable", "RequestContext", "RequestError", "RemoteRequestFailed", "DEFER",
            "RUN_MODES", "check_kind"]
@@ -174,8 +175,13 @@ class HandlerTable:
         node's scheduler thread, as the request is read)."""
         entry = self.requests.get(ctx.kind)
         if entry is None:
+            node = self.node
+            node.stats["unknown_kinds"] += 1
+            node.peers.log.event("unknown_kinds", "a request of unknown kind %s from %s",
+                                 escape(ctx.kind, 60),
+                                 escape(ctx.peer.name, 60) if ctx.peer is not None else "?")
             ctx.fail(RemoteRequestFailed(
-                f"{self.node.name} has no handler for requests of kind {ctx.kind!r}"))
+                f"{node.name} has no handler for requests of kind {ctx.kind!r}"))
             return
         fn, run = entry
         if run == "main":

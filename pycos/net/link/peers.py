@@ -124,6 +124,7 @@ class PeerTable:
                 if peer is None or self.node.now() - other.live.last_frame < quiet:
                     self.node.stats["duplicate_links"] += 1
                     link.send_verdict(False)
+                    self._hand_over(link, other)  # its callers wait for the kept one
                     link.close("duplicate connection; the existing one is kept")
                     return
             self.approving[inc] = link
@@ -167,6 +168,11 @@ class PeerTable:
             link.close("the peer refused this node's identity", bye=False)
             return
         self.node.stats["duplicate_links"] += 1
+        sibling = self._sibling(link)
+        if sibling is not None:  # both dialed at once: the peer keeps the other connection
+            self._hand_over(link, sibling)
+            link.close("duplicate connection; the peer keeps another one", bye=False)
+            return
         retry = (link.target is not None and link.peer_incarnation not in self.by_inc
                  and link.attempt < MAX_REDIALS and not self.node.stopping)
         waiters = link.waiters
@@ -225,6 +231,28 @@ class PeerTable:
         self.links.discard(link)
         self.unsettled.discard(link)
         self.node.link_gone()
+
+    def _sibling(self, link: Link) -> Link | None:
+        """Another live connection with the same peer incarnation (the active one first)."""
+        inc = link.peer_incarnation
+        peer = self.by_inc.get(inc) if inc is not None else None
+        if peer is not None and peer.link is not link and not peer.link.closed:
+            return peer.link
+        for other in self.links:
+            if other is not link and other.peer_incarnation == inc and not other.closed:
+                return other
+        return None
+
+    def _hand_over(self, link: Link, other: Link) -> None:
+        """The callers waiting for ``link`` to settle wait for ``other`` instead."""
+        waiters, link.waiters = link.waiters, []
+        if link.target is not None and self.dialing.get(link.target) is waiters:
+            del self.dialing[link.target]
+        if other.state is LinkState.ACTIVE:
+            for pending in waiters:
+                pending.resolve(0)
+        else:
+            other.waiters.extend(waiters)
 
     def _settle(self, link: Link, value: int) -> None:
         waiters, link.waiters = link.waiters, []
