@@ -129,6 +129,16 @@ def test_pending_callbacks() -> None:
 class _Node:
     name = "here"
 
+    def __init__(self) -> None:
+        import collections
+        import logging
+
+        from pycos.net.limits import RateLog
+
+        self.stats: collections.Counter[str] = collections.Counter()
+        self.peers = type("_Peers", (), {"log": RateLog(logging.getLogger("pycos.test"),
+                                                        lambda: 0.0)})()
+
     def service_scheduler(self) -> Any:
         raise AssertionError("not used")
 
@@ -171,6 +181,7 @@ def test_handler_table_dispatch() -> None:
     table.handle(_ctx("broken", link, 4), None)
     table.handle(_ctx("later", link, 5), None)
     table.handle(_ctx("double", link, 0), 1)  # one-way: no reply is sent
+    assert table.node.stats["unknown_kinds"] == 1
     assert link.replies[0] == (1, False, 42)
     rid, failed, exc = link.replies[1]
     assert (rid, failed) == (2, True) and isinstance(exc, RemoteRequestFailed)
