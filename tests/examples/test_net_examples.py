@@ -73,6 +73,11 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
                     "collatz(27) = 111", "gathered: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"],
         "anywhere": [],
     },
+    "swarm_backup.py": {
+        "ordered": ["controller: ping -> 'Hello there..'", "controller: mount usage:",
+                    "controller: stream aborted after", "controller: the gateway exited with 0"],
+        "anywhere": ["gateway: closed by the controller"],
+    },
     "remote_task_client_server.py": {
         "ordered": [
             "client: located 'square_server' on node 'server' (remote: True)",
@@ -214,6 +219,7 @@ def test_net_example(name: str, tmp_path: Path) -> None:
 
 def test_every_net_example_is_tested() -> None:
     net = {"demo.py", "remote_task_client_server.py", "remote_channel.py", "rci_monitor.py",
-           "chat_channel.py", "secret_service.py", "remote_numpy.py", "scatter_gather.py"}
+           "chat_channel.py", "secret_service.py", "remote_numpy.py", "scatter_gather.py",
+           "swarm_backup.py"}
     assert net == set(EXPECTED)
     assert all((EXAMPLES / name).is_file() for name in net)
