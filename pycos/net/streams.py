@@ -40,8 +40,8 @@ logger = logging.getLogger("pycos.net.streams")
 
 _READ = 256 * 1024
 #: Streams served at once by this process, and from one source address (files have their own).
-MAX_STREAMS = 64
-MAX_STREAMS_PER_SOURCE = 8
+MAX_STREAMS = 128
+MAX_STREAMS_PER_SOURCE = 32
 
 
 class _Slots:
@@ -83,13 +83,16 @@ class StreamConn:
     ``send(value)`` / ``recv()`` move values (one BATCH frame each, decoded data-only);
     ``send_raw(data)`` / ``recv_into(buffer)`` move raw bytes after them, for bulk data whose
     size both ends know. ``settimeout(seconds)`` bounds every later call (``socket.timeout``);
-    ``close()`` says goodbye and closes. Use from one thread at a time.
+    ``close()`` says goodbye and closes. One thread may send while another receives.
     """
 
     def __init__(self, sock: socket.socket, conn: Connection, peer: str = "?",
                  trusted: bool = False) -> None:
         sock.settimeout(None)  # blocking; ``settimeout`` bounds the calls
         self._rbuf = bytearray(_READ)  # reused by every read
+        #: guards the connection's sending side and the socket's writes, so one thread may
+        #: send while another receives
+        self._wlock = threading.Lock()
         self.sock = sock
         self.conn = conn
         self.peer = peer
@@ -116,7 +119,8 @@ class StreamConn:
             OSError: the connection failed.
         """
         body = encode(value)
-        self.sock.sendall(self.conn.send_batch(wire.send(0, body)))
+        with self._wlock:
+            self.sock.sendall(self.conn.send_batch(wire.send(0, body)))
 
     def recv(self) -> Any:
         """The next value the other end sent (plain call; blocks).
@@ -136,7 +140,8 @@ class StreamConn:
 
     def send_raw(self, data: Any) -> None:
         """Write raw bytes (any buffer), after the values sent so far."""
-        self.sock.sendall(data)
+        with self._wlock:
+            self.sock.sendall(data)
 
     def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
         """Fill ``buffer`` (``nbytes`` of it, default all) with raw bytes; returns how many
@@ -160,7 +165,8 @@ class StreamConn:
         if self.sock.fileno() < 0:
             return
         try:
-            self.sock.sendall(self.conn.close("stream closed"))
+            with self._wlock:
+                self.sock.sendall(self.conn.close("stream closed"))
         except (OSError, PycosError):
             pass
         self.sock.close()
@@ -172,13 +178,15 @@ class StreamConn:
                 event = self.conn.next_event()
             except RemoteProtocolError as exc:
                 try:  # the REFUSE telling the other end why, best effort
-                    self.sock.sendall(self.conn.data_to_send())
+                    with self._wlock:
+                        self.sock.sendall(self.conn.data_to_send())
                 except OSError:
                     pass
                 raise StreamError(f"protocol error from {self.peer}: {exc}") from None
-            out = self.conn.data_to_send()
-            if out:
-                self.sock.sendall(out)
+            with self._wlock:
+                out = self.conn.data_to_send()
+                if out:
+                    self.sock.sendall(out)
             if event is not NEED_DATA:
                 return event
             n = self.sock.recv_into(self._rbuf)
