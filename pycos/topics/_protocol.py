@@ -5,12 +5,18 @@ socket, thread or scheduler in sight (bytes and plain values in, decisions out; 
 function passed in), so that every rule is tested without a network:
 
 * the request payloads ``topics.interest``, ``topics.pair``, ``topics.discover`` and
-  ``topics.info`` (``Interest``, ``PairMsg``, ``Flood``; ``parse_*`` raise ``Malformed`` with a
-  reason for anything a peer must not send: wrong types, ttl < 0, a ``visited`` that is not a
-  list or is longer than ``MAX_VISITED``, an origin that is not a unicast address, more than
-  ``MAX_TOPICS`` topics, bad topic names);
-* ``FloodState``: floods already seen (LRU), a token bucket per forwarding peer, at most one dial
-  per origin incarnation, and the next hop of a flood (ttl - 1, this node added to ``visited``);
+  ``topics.info``, and a root's answer to a flood (``Interest``, ``PairMsg``, ``Flood``,
+  ``Referral``; ``parse_*`` raise ``Malformed`` with a reason for anything a peer must not
+  send: wrong types, ttl < 0, a ``visited`` that is not a list or is longer than
+  ``MAX_VISITED``, an origin that is not a unicast address, more than ``MAX_TOPICS`` topics,
+  bad topic names, more than ``MAX_REFERRALS`` referrals);
+* ``FloodState``: floods already seen (LRU), a token bucket per forwarding peer, the dials to
+  flood origins and referred nodes (one per incarnation; another only after a failed one, at
+  most ``MAX_ORIGIN_DIALS``), and the next hop of a flood (ttl - 1, this node added to
+  ``visited``);
+* ``Rendezvous``: what a root remembers of the topic nodes that were its peers, so that it
+  refers a later discoverer to those that have left it (``discovery(on_pair="disconnect")``
+  drops the root link once paired, so a flood reaching the root later would find nobody);
 * ``Dedup`` (relay de-duplication by (origin incarnation, seq), LRU), ``TokenBucket``;
 * datagrams: ``datagram_key`` (HKDF-SHA256, label ``pycos/datagram``), ``seal`` / ``open_``
   (HMAC-SHA256 truncated to 16 bytes over the header and payload) and ``ReplayWindow`` (64
@@ -30,10 +36,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .limits import FLOODS_PER_MINUTE, MAX_TOPICS, MAX_TTL, MAX_VISITED, topic_problem
+from .limits import (
+    FLOODS_PER_MINUTE,
+    MAX_ORIGIN_DIALS,
+    MAX_REFERRALS,
+    MAX_TOPICS,
+    MAX_TTL,
+    MAX_VISITED,
+    REFERRAL_AGE,
+    REFERRALS_REMEMBERED,
+    topic_problem,
+)
 
-__all__ = ["Malformed", "Interest", "PairMsg", "Flood", "parse_interest", "parse_pair",
-           "parse_flood", "unicast_problem", "FloodState", "Dedup", "TokenBucket",
+__all__ = ["Malformed", "Interest", "PairMsg", "Flood", "Referral", "parse_interest",
+           "parse_pair", "parse_flood", "parse_referrals", "referral_answer",
+           "unicast_problem", "FloodState", "Rendezvous", "Dedup", "TokenBucket",
            "ReplayWindow", "datagram_key", "seal", "open_", "DATAGRAM_MAGIC", "HEADER",
            "MAC_SIZE", "VERSION"]
 
@@ -94,6 +111,26 @@ class Flood:
         return {"v": VERSION, "id": self.id, "origin": [self.name, self.addr, self.port,
                                                         self.inc],
                 "topics": list(self.topics), "ttl": self.ttl, "visited": list(self.visited)}
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    """A node a root refers a discoverer to: its name, address, port and incarnation, and the
+    topics of the flood it shares."""
+
+    name: str
+    addr: str
+    port: int
+    inc: bytes
+    topics: tuple[str, ...]
+
+    def to_wire(self) -> list[Any]:
+        return [self.name, self.addr, self.port, self.inc, list(self.topics)]
+
+
+def referral_answer(referrals: list[Referral]) -> dict[str, Any]:
+    """A root's answer to a flood from its origin: the nodes it refers the origin to."""
+    return {"v": VERSION, "referrals": [r.to_wire() for r in referrals[:MAX_REFERRALS]]}
 
 
 def _dict(obj: Any, what: str) -> dict[str, Any]:
@@ -192,6 +229,46 @@ def unicast_problem(addr: Any) -> str | None:
     return None
 
 
+def _endpoint(name: Any, addr: Any, port: Any, inc: Any, what: str) -> None:
+    """Checks a node's name, unicast address, port and incarnation (``Malformed``)."""
+    _name(name, f"the {what}'s name")
+    problem = unicast_problem(addr)
+    if problem is not None:
+        raise Malformed(problem)
+    if type(port) is not int or not 1 <= port <= 65535:
+        raise Malformed(f"the {what}'s port {port!r} is not in 1..65535")
+    if type(inc) is not bytes or len(inc) != 16:
+        raise Malformed(f"the {what}'s incarnation is not 16 bytes")
+
+
+def parse_referrals(obj: Any) -> list[Referral]:
+    """The ``Referral`` list in a root's answer to a flood.
+
+    Raises:
+        Malformed: not ``{"v": 1, "referrals": [[name, address, port, incarnation, topics],
+            …]}`` with at most ``MAX_REFERRALS`` entries, unicast addresses, ports in
+            1..65535, 16-byte incarnations and valid topics.
+    """
+    obj = _dict(obj, "a flood's answer")
+    items = obj.get("referrals")
+    if type(items) not in (list, tuple):
+        raise Malformed("a flood's answer has no list of referrals")
+    if len(items) > MAX_REFERRALS:
+        raise Malformed(f"a flood's answer has {len(items)} referrals; at most "
+                        f"{MAX_REFERRALS}")
+    out = []
+    for item in items:
+        if type(item) not in (list, tuple) or len(item) != 5:
+            raise Malformed("a referral is not [name, address, port, incarnation, topics]")
+        name, addr, port, inc, topics = item
+        _endpoint(name, addr, port, inc, "referred node")
+        shared = _topics(topics, "a referral's topics")
+        if not shared:
+            raise Malformed("a referral names no topic")
+        out.append(Referral(name, addr, port, inc, tuple(shared)))
+    return out
+
+
 def parse_flood(obj: Any) -> Flood:
     """The ``Flood`` in a ``topics.discover`` payload; a ttl above ``MAX_TTL`` is clamped
     (``clamped`` says so).
@@ -209,14 +286,7 @@ def parse_flood(obj: Any) -> Flood:
     if type(origin) not in (list, tuple) or len(origin) != 4:
         raise Malformed("the flood's origin is not [name, address, port, incarnation]")
     name, addr, port, inc = origin
-    _name(name, "the flood origin's name")
-    problem = unicast_problem(addr)
-    if problem is not None:
-        raise Malformed(problem)
-    if type(port) is not int or not 1 <= port <= 65535:
-        raise Malformed(f"the flood origin's port {port!r} is not in 1..65535")
-    if type(inc) is not bytes or len(inc) != 16:
-        raise Malformed("the flood origin's incarnation is not 16 bytes")
+    _endpoint(name, addr, port, inc, "flood origin")
     topics = _topics(obj.get("topics"), "the flood's topics")
     if not topics:
         raise Malformed("the flood looks for no topic")
@@ -287,7 +357,9 @@ class Dedup:
 
 class FloodState:
     """What one node remembers of floods: ids seen, a token bucket per forwarding peer
-    (``FLOODS_PER_MINUTE``), and the origin incarnations it dialed (one dial each).
+    (``FLOODS_PER_MINUTE``), and the incarnations it dialed because of a flood or a referral
+    (one dial each; a later flood of an origin whose dial failed may make this node dial it
+    again, up to ``MAX_ORIGIN_DIALS`` dials in all).
 
     Args:
         name: this node's name (added to ``visited`` when forwarding).
@@ -302,7 +374,8 @@ class FloodState:
         self.clock = clock
         self.per_minute = per_minute
         self.ids = Dedup(remember)
-        self.dialed = Dedup(remember)
+        #: incarnation -> [dials made, a dial in flight or done (not failed)]
+        self.dials: OrderedDict[bytes, list[Any]] = OrderedDict()
         self.buckets: OrderedDict[Any, TokenBucket] = OrderedDict()
         self.remember = remember
 
@@ -326,9 +399,37 @@ class FloodState:
             return "already seen"
         return None
 
-    def may_dial(self, flood: Flood) -> bool:
-        """True once per origin incarnation: this node may dial that origin."""
-        return not self.dialed.seen(flood.inc)
+    def may_dial(self, origin: Flood | bytes) -> bool:
+        """True when this node may dial the origin (a ``Flood`` or an incarnation) of a flood
+        it received, and counts the dial: once per origin incarnation, and again after a dial
+        that failed (``dial_failed``), at most ``MAX_ORIGIN_DIALS`` in all. The origin's
+        retries (new floods) thus reach a node whose first dial was refused."""
+        inc = origin.inc if isinstance(origin, Flood) else origin
+        made, live = self.dials.get(inc, (0, False))
+        if live or made >= MAX_ORIGIN_DIALS:
+            return False
+        self._dialing(inc, made + 1)
+        return True
+
+    def may_dial_referral(self, inc: bytes) -> bool:
+        """True when this node may dial a node a root referred it to, and counts the dial:
+        once per incarnation, never again after a failure (a node that left may be gone)."""
+        if inc in self.dials:
+            return False
+        self._dialing(inc, 1)
+        return True
+
+    def dial_failed(self, inc: bytes) -> None:
+        """The dial of ``inc`` failed: a later flood of that origin may dial it again."""
+        state = self.dials.get(inc)
+        if state is not None:
+            state[1] = False
+
+    def _dialing(self, inc: bytes, made: int) -> None:
+        self.dials[inc] = [made, True]
+        self.dials.move_to_end(inc)
+        while len(self.dials) > self.remember:
+            self.dials.popitem(last=False)
 
     def next_hop(self, flood: Flood) -> Flood | None:
         """The flood as forwarded by this node (ttl - 1, this node in ``visited``, at most
@@ -338,6 +439,85 @@ class FloodState:
         visited = (*flood.visited, self.name)[-MAX_VISITED:]
         return Flood(flood.id, flood.name, flood.addr, flood.port, flood.inc, flood.topics,
                      flood.ttl - 1, visited)
+
+
+class Rendezvous:
+    """What a root remembers of the topic nodes that were its peers: name, location,
+    incarnation and topics, the most recently seen last, at most ``remember`` of them, each
+    for ``max_age`` seconds after it was last seen (as a peer, or leaving).
+
+    A node that ran ``discovery(on_pair="disconnect")`` leaves the root once paired, so the
+    flood of a node arriving later reaches a root with nobody left to forward it to; the root
+    then answers the flood's origin with ``referrals`` to the nodes that left.
+
+    Args:
+        clock: seconds, monotonic.
+        remember: how many nodes are kept.
+        max_age: seconds a node is kept after it was last seen.
+    """
+
+    def __init__(self, clock: Callable[[], float], remember: int = REFERRALS_REMEMBERED,
+                 max_age: float = REFERRAL_AGE) -> None:
+        self.clock = clock
+        self.remember = remember
+        self.max_age = max_age
+        self.nodes: OrderedDict[bytes, tuple[Referral, float]] = OrderedDict()
+        self.by_loc: dict[tuple[str, int], bytes] = {}
+
+    def note(self, name: str, addr: str, port: int, inc: bytes, topics: Any) -> None:
+        """A peer's interest: remember it (no topics: forget it). A new incarnation at the
+        same location replaces the old one (the node restarted)."""
+        old = self.by_loc.get((addr, port))
+        if old is not None and old != inc:
+            self.forget(old)
+        if not topics:
+            self.forget(inc)
+            return
+        self.nodes[inc] = (Referral(name, addr, port, inc, tuple(sorted(topics))),
+                           self.clock())
+        self.nodes.move_to_end(inc)
+        self.by_loc[(addr, port)] = inc
+        while len(self.nodes) > self.remember:
+            self.forget(next(iter(self.nodes)))
+
+    def seen(self, inc: bytes) -> None:
+        """``inc`` was seen now (it left this node: its age counts from now)."""
+        item = self.nodes.get(inc)
+        if item is not None:
+            self.nodes[inc] = (item[0], self.clock())
+            self.nodes.move_to_end(inc)
+
+    def forget(self, inc: bytes) -> None:
+        item = self.nodes.pop(inc, None)
+        if item is not None:
+            ref = item[0]
+            if self.by_loc.get((ref.addr, ref.port)) == inc:
+                del self.by_loc[(ref.addr, ref.port)]
+
+    def referrals(self, topics: Any, exclude: Any, limit: int = MAX_REFERRALS
+                  ) -> list[Referral]:
+        """Up to ``limit`` remembered nodes sharing one of ``topics`` (each with the shared
+        ones), the most recently seen first, none of the incarnations in ``exclude``."""
+        now = self.clock()
+        while self.nodes:
+            inc, (_ref, stamp) = next(iter(self.nodes.items()))
+            if now - stamp <= self.max_age:
+                break
+            self.forget(inc)
+        wanted = set(topics)
+        out: list[Referral] = []
+        for inc, (ref, _stamp) in reversed(self.nodes.items()):
+            if len(out) >= limit:
+                break
+            if inc in exclude:
+                continue
+            shared = tuple(t for t in ref.topics if t in wanted)
+            if shared:
+                out.append(Referral(ref.name, ref.addr, ref.port, inc, shared))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.nodes)
 
 
 # ---------------------------------------------------------------------- datagrams

@@ -27,7 +27,8 @@ FIRST_RETRY = 0.5
 
 
 def send_flood(tn: Any, topics: list[str]) -> int:
-    """Flood a discovery for ``topics`` to every peer that may be a topic node; how many."""
+    """Flood a discovery for ``topics`` to every peer that may be a topic node; how many. A
+    root answers with referrals to the nodes that met there and left (``Mesh.send_flood``)."""
     mesh = tn.mesh
     loc = tn.node.location
     flood = Flood(os.urandom(16), tn.name, loc.addr, loc.port, tn.node.incarnation,
@@ -37,7 +38,7 @@ def send_flood(tn: Any, topics: list[str]) -> int:
     for inc, entry in list(mesh.entries.items()):
         if entry.topic_node is False:
             continue
-        lowlevel.spawn_daemon(mesh._fire, inc, "topics.discover", wire)
+        lowlevel.spawn_daemon(mesh.send_flood, inc, wire)
         sent += 1
     tn.stats_counters["floods_sent"] += sent
     return sent

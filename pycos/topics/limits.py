@@ -1,9 +1,10 @@
 """What a topic node accepts: topic names, argument checks and the bounds peers cannot exceed.
 
 Owns the limits of EXTRAS §3.5 (``MAX_TTL``, ``MAX_VISITED``, ``MAX_TOPICS``, the flood dial
-rate) and the checks of user arguments (``check_topic``, ``check_topics``, ``check_timeout``,
-``check_on_pair``), each raising ``TypeError`` or ``ValueError`` with a message that says what
-was expected. Pure functions; imports only the standard library.
+rate, the dials per flood origin, the referrals a root keeps and gives) and the checks of user
+arguments (``check_topic``, ``check_topics``, ``check_timeout``, ``check_on_pair``), each
+raising ``TypeError`` or ``ValueError`` with a message that says what was expected. Pure
+functions; imports only the standard library.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["MAX_TTL", "MAX_VISITED", "MAX_TOPICS", "MAX_TOPIC_BYTES", "FLOODS_PER_MINUTE",
+           "MAX_ORIGIN_DIALS", "MAX_REFERRALS", "REFERRALS_REMEMBERED", "REFERRAL_AGE",
            "DEDUP_ENTRIES", "DATAGRAM_MAX", "REPLAY_WINDOW", "ON_PAIR", "check_topic",
            "check_topics", "check_timeout", "check_on_pair", "check_count", "topic_problem"]
 
@@ -26,6 +28,15 @@ MAX_TOPICS = 1024
 MAX_TOPIC_BYTES = 255
 #: Floods accepted per minute from one forwarding peer (a token bucket of this size).
 FLOODS_PER_MINUTE = 8
+#: Dials one node makes to one flood origin (incarnation): one, and another only after a dial
+#: that failed (the origin's later floods then reach a node whose first dial was refused).
+MAX_ORIGIN_DIALS = 3
+#: Referrals a root gives in the answer to one flood (nodes that were its peers and left).
+MAX_REFERRALS = 16
+#: Nodes a root remembers for referrals (the most recent), and for how many seconds after
+#: they left it.
+REFERRALS_REMEMBERED = 256
+REFERRAL_AGE = 3600.0
 #: Relay de-duplication remembers this many (origin incarnation, seq) keys.
 DEDUP_ENTRIES = 4096
 #: Largest payload (encoded) sent as one datagram.

@@ -1,13 +1,16 @@
 """The topic node's side of the network: interest exchange, pairing, floods, mesh info.
 
-Owns ``Mesh``: the request kinds ``topics.interest``, ``topics.pair``, ``topics.discover`` and
-``topics.info`` served on the node, the peer-status hook, what this node knows of each peer
-(``PeerEntry``: its topic channels, datagram port and keys), the ``Pairing`` state machine fed
-with those events and whose actions it carries out (pair requests, confirmations, unpairings,
-announcements), the flood state (forwarding, rate limits, dials from floods) and the waiters
-of ``wait_paired`` / ``discovery``. Imports the standard library, ``pycos.core``,
-``pycos.errors``, ``pycos.net`` and its own package. Everything here runs on the node's
-scheduler thread (handlers run there with ``run="main"``; hooks and tasks too).
+Owns ``Mesh``: the request kinds ``topics.interest``, ``topics.pair``, ``topics.discover``,
+``topics.info`` and ``topics.refer`` (a root's late referral) served on the node, the
+peer-status hook, what this node knows of each peer (``PeerEntry``: its topic channels,
+datagram port and keys), the ``Pairing`` state machine fed with those events and whose actions
+it carries out (pair requests, confirmations, unpairings, announcements), the flood state
+(forwarding, rate limits, dials from floods), a root's ``Rendezvous`` (the nodes that were its
+peers, to which it refers later discoverers once they have left it), the referrals this node
+was given (dialed while an unpaired topic has room) and the waiters of ``wait_paired`` /
+``discovery``. Imports the standard library, ``pycos.core``, ``pycos.errors``, ``pycos.net``
+and its own package. Everything here runs on the node's scheduler thread (handlers run there
+with ``run="main"``; hooks and tasks too).
 
 Bad input from peers is refused with a ``RequestError`` saying why (the sender sees
 ``RemoteRequestFailed``) or dropped, and always counted (``TopicNode.stats()``) and logged at
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from typing import Any
 
 from ..core import lowlevel
@@ -27,15 +31,20 @@ from ..net.location import Location, PeerStatus, location_from_address
 from ..net.pending import Pending
 from ..net.requests import DEFER, RemoteRequestFailed, RequestError
 from ._protocol import (
+    Flood,
     FloodState,
     Malformed,
+    Referral,
+    Rendezvous,
     ReplayWindow,
     datagram_key,
     parse_flood,
     parse_interest,
     parse_pair,
+    parse_referrals,
+    referral_answer,
 )
-from .limits import REPLAY_WINDOW
+from .limits import MAX_REFERRALS, REPLAY_WINDOW
 from .pairing import Action, Pairing
 from .wire import pack, unpack
 
@@ -43,7 +52,7 @@ __all__ = ["Mesh", "PeerEntry", "KINDS", "REQUEST_TIMEOUT", "MAX_PATH"]
 
 logger = logging.getLogger("pycos.topics")
 
-KINDS = ("topics.interest", "topics.pair", "topics.discover", "topics.info")
+KINDS = ("topics.interest", "topics.pair", "topics.discover", "topics.info", "topics.refer")
 #: Seconds a control request may wait for its answer.
 REQUEST_TIMEOUT = 10.0
 #: Longest route a ``topics.info`` request may be forwarded along.
@@ -66,7 +75,9 @@ class PeerEntry:
         self.replay = ReplayWindow(REPLAY_WINDOW)
         self.root = False
         self.relay = False
-        self.topic_node = False
+        #: True: a topic node; False: a plain node (no topic requests); None: not known yet
+        #: (its interest is on the way). Floods go to every peer but the plain ones.
+        self.topic_node: bool | None = None
         self.out_seq = 0
 
     @property
@@ -93,6 +104,11 @@ class Mesh:
         self.entries: dict[bytes, PeerEntry] = {}
         self.by_name: dict[str, Location] = {}
         self.flood = FloodState(tn.name, self.node.now)
+        self.rendezvous = Rendezvous(self.node.now)
+        #: referrals not dialed yet (the next ones to try when a referred node refuses)
+        self.referred: OrderedDict[bytes, Referral] = OrderedDict()
+        #: referred nodes dialed whose pairing has not started yet: incarnation -> topics
+        self.ref_dials: dict[bytes, tuple[str, ...]] = {}
         self.waiters: list[Pending] = []
         self.alone: set[str] = set()
         self.stats = tn.stats_counters
@@ -110,7 +126,8 @@ class Mesh:
                 raise ValueError(f"node {node.name!r} already has a topic node (it serves "
                                  f"{kind!r}); one TopicNode per node")
         handlers = {"topics.interest": self._h_interest, "topics.pair": self._h_pair,
-                    "topics.discover": self._h_discover, "topics.info": self._h_info}
+                    "topics.discover": self._h_discover, "topics.info": self._h_info,
+                    "topics.refer": self._h_refer}
         for kind, fn in handlers.items():
             node.serve(kind, fn, "main")
         node.peers.hooks.append(self.on_peer)
@@ -178,6 +195,9 @@ class Mesh:
         entry = self.entries.pop(inc, None)
         if entry is not None and self.by_name.get(peer.name) == peer.location:
             del self.by_name[peer.name]
+        if self.tn.root:
+            self.rendezvous.seen(inc)
+        self.ref_dials.pop(inc, None)
         self.run(self.pairing.peer_down(inc))
 
     def interest_for(self, entry: PeerEntry) -> dict[str, Any]:
@@ -207,6 +227,8 @@ class Mesh:
         except RemoteRequestFailed as exc:
             if "no handler" in str(exc):
                 entry.topic_node = False  # a plain node: nothing to pair with
+                if self.ref_dials.pop(inc, None) is not None:
+                    self.use_referrals()
             else:
                 self._bad("interest_refused", "%s refused this node's interest: %s",
                           entry.name, exc)
@@ -239,8 +261,13 @@ class Mesh:
             me, them = self.node.incarnation, entry.peer.incarnation
             entry.key_in = datagram_key(secret, interest.nonce, them, me)
             entry.key_out = datagram_key(secret, entry.nonce_out, me, them)
+        if tn.root:
+            loc = entry.location
+            self.rendezvous.note(interest.name, loc.addr, loc.port, entry.peer.incarnation,
+                                 interest.topics)
         lat = self.node.latency(entry.location)
         self.pairing.set_rtt(entry.peer.incarnation, None if lat is None else lat.srtt)
+        self.ref_dials.pop(entry.peer.incarnation, None)
         self.run(self.pairing.peer_interest(entry.peer.incarnation, interest.topics,
                                             interest.root))
 
@@ -296,17 +323,63 @@ class Mesh:
         tn = self.tn
         shared = [t for t in flood.topics if t in self.pairing.topics]
         if (shared and tn.started and not tn.root and flood.inc not in self.entries
-                and any(self.pairing.room(t) for t in shared) and self.flood.may_dial(flood)):
+                and any(self.pairing.below_cap(t) for t in shared)
+                and self.flood.may_dial(flood)):
             self.stats["flood_dials"] += 1
-            lowlevel.spawn_daemon(self._dial, location_from_address(flood.addr, flood.port))
+            lowlevel.spawn_daemon(self._dial, location_from_address(flood.addr, flood.port),
+                                  flood.inc)
+        referring = tn.root and entry.peer.incarnation == flood.inc
         nxt = self.flood.next_hop(flood)
         if nxt is not None:
             wire = pack(self.node, nxt.to_wire())
             for inc, other in list(self.entries.items()):
                 if (inc in (entry.peer.incarnation, flood.inc) or other.name in nxt.visited
-                        or not other.topic_node):
+                        or other.topic_node is False):
                     continue
-                lowlevel.spawn_daemon(self._fire, inc, "topics.discover", wire)
+                lowlevel.spawn_daemon(self._forward, inc, wire,
+                                      flood if referring else None)
+        if referring:
+            # the nodes that met here and left are reached by no forwarded flood: tell the
+            # origin where they are (its current peers get the flood above)
+            refs = self.rendezvous.referrals(flood.topics, {flood.inc, *self.entries})
+            if refs:
+                self.stats["referrals_sent"] += len(refs)
+                return pack(self.node, referral_answer(refs))
+        return True
+
+    def _forward(self, inc: bytes, wire: bytes, flood: Flood | None, task: Any = None) -> Any:
+        """A flood forwarded to the peer ``inc``. On a root, when that peer left while the
+        flood of one of its own peers was on its way (a member closing its root link once
+        paired), the flood's origin is referred to it (``topics.refer``)."""
+        entry = self.entries.get(inc)
+        if entry is None:
+            return
+        try:
+            yield self.node.request(entry.location, "topics.discover", wire, REQUEST_TIMEOUT)
+            return
+        except Exception as exc:  # noqa: BLE001 - the peer refused or went
+            logger.debug("flood to %s failed: %r", entry.name, exc)
+        origin = None if flood is None else self.entries.get(flood.inc)
+        if origin is None or flood is None or inc in self.entries:
+            return
+        refs = [r for r in self.rendezvous.referrals(flood.topics, {flood.inc})
+                if r.inc == inc]
+        if refs:
+            self.stats["referrals_sent"] += 1
+            yield from self._fire(flood.inc, "topics.refer",
+                                  pack(self.node, referral_answer(refs)))
+
+    def _h_refer(self, ctx: Any, payload: Any) -> Any:
+        entry = self._entry_of(ctx)
+        if not entry.root:
+            self._bad("referral_malformed", "referrals from %s, not a root", entry.name)
+            raise RequestError("referrals are taken from roots only")
+        try:
+            refs = parse_referrals(unpack(self.node, payload))
+        except Malformed as exc:
+            self._bad("referral_malformed", "bad referrals from %s: %s", entry.name, exc)
+            raise RequestError(str(exc)) from None
+        self.take_referrals(refs)
         return True
 
     def _h_info(self, ctx: Any, payload: Any) -> Any:
@@ -375,6 +448,8 @@ class Mesh:
         waiters, self.waiters = self.waiters, []
         for pending in waiters:
             pending.resolve(True)
+        if self.referred:  # a referred node may have refused: try the next ones
+            self.use_referrals()
 
     def _pair(self, inc: bytes, topic: str, task: Any = None) -> Any:
         entry = self.entries.get(inc)
@@ -390,6 +465,76 @@ class Mesh:
             return
         self.run(self.pairing.on_reply(inc, topic, ok is True))
 
+    def send_flood(self, inc: bytes, wire: bytes, task: Any = None) -> Any:
+        """This node's flood to the peer ``inc``; a root may answer with referrals."""
+        entry = self.entries.get(inc)
+        if entry is None:
+            return
+        try:
+            reply = yield self.node.request(entry.location, "topics.discover", wire,
+                                            REQUEST_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - the peer refused or went
+            if isinstance(exc, RemoteRequestFailed) and "no handler" in str(exc):
+                entry.topic_node = False  # a plain node (its interest was not known yet)
+            logger.debug("flood to %s failed: %r", entry.name, exc)
+            return
+        if type(reply) is not bytes:
+            return  # a plain acknowledgement (roots answer their peers with referrals)
+        try:
+            refs = parse_referrals(unpack(self.node, reply))
+        except Malformed as exc:
+            self._bad("referral_malformed", "bad referrals from %s: %s", entry.name, exc)
+            return
+        self.take_referrals(refs)
+
+    def take_referrals(self, refs: list[Referral]) -> None:
+        """A root referred this node to ``refs`` (nodes that met there and left): keep them,
+        most recent first, and dial what the unpaired topics have room for."""
+        for ref in refs:
+            if ref.inc not in self.referred and ref.inc not in self.flood.dials:
+                self.referred[ref.inc] = ref
+        while len(self.referred) > 4 * MAX_REFERRALS:
+            self.referred.popitem(last=False)
+        self.use_referrals()
+
+    def use_referrals(self) -> None:
+        """Dial kept referrals while an unpaired topic they share has room: its free pair
+        slots less the referred nodes dialed for it whose pairing has not started yet (a
+        node that refuses frees its slot, and the next referral is dialed)."""
+        tn = self.tn
+        if not tn.started or tn.closed or tn.root or not self._installed:
+            self.referred.clear()
+            return
+        pairing = self.pairing
+        free = {t: pairing.free(t) for t in pairing.topics if not pairing.is_paired(t)}
+        if not free:  # every topic is paired: the referrals have served
+            self.referred.clear()
+            return
+        for topics in self.ref_dials.values():
+            for t in topics:
+                if t in free:
+                    free[t] -= 1
+        me = self.node.location
+        for inc, ref in list(self.referred.items()):
+            if not any(n > 0 for n in free.values()):
+                break
+            if (inc == self.node.incarnation or (ref.addr, ref.port) == (me.addr, me.port)
+                    or inc in self.entries or inc in self.flood.dials):
+                del self.referred[inc]
+                continue
+            topics = tuple(t for t in ref.topics if free.get(t, 0) > 0)
+            if not topics:
+                continue
+            del self.referred[inc]
+            if not self.flood.may_dial_referral(inc):
+                continue
+            for t in topics:
+                free[t] -= 1
+            self.ref_dials[inc] = topics
+            self.stats["referral_dials"] += 1
+            lowlevel.spawn_daemon(self._dial, location_from_address(ref.addr, ref.port), inc,
+                                  True)
+
     def _fire(self, inc: bytes, kind: str, wire: bytes, task: Any = None) -> Any:
         """A request whose answer only matters for the log."""
         entry = self.entries.get(inc)
@@ -400,9 +545,19 @@ class Mesh:
         except Exception as exc:  # noqa: BLE001 - the peer refused or went
             logger.debug("%s to %s failed: %r", kind, entry.name, exc)
 
-    def _dial(self, loc: Location, task: Any = None) -> Any:
+    def _dial(self, loc: Location, inc: bytes, referred: bool = False, task: Any = None
+              ) -> Any:
         rc = yield self.node.peer(loc)
-        if rc != 0:
+        if rc == 0:
+            return
+        self.flood.dial_failed(inc)
+        if referred:  # a node that left the root may be gone: expected, not a warning
+            self.stats["referral_dial_failures"] += 1
+            logger.debug("topic node %s: could not reach the referred node %r", self.tn.name,
+                         loc)
+            if self.ref_dials.pop(inc, None) is not None:
+                self.use_referrals()
+        else:
             self._bad("flood_dial_failures", "could not reach the flood's origin %r", loc)
 
     def _bad(self, kind: str, message: str, *args: Any) -> None:

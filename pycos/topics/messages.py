@@ -33,16 +33,11 @@ logger = logging.getLogger("pycos.topics")
 
 
 class TopicMessage(NamedTuple):
-    """A message on a topic, as a subscriber receives it.
-
-    Attributes:
-        topic: the topic.
-        data: the published value (after the node's ``deserializer``, if any).
-        origin: the name of the node that published it.
-        location: that node's ``Location`` (None when it is not known here).
-        seq: the publisher's sequence number (increasing per publisher).
-        timestamp: the publisher's wall-clock time of publishing (``time.time()``).
-    """
+    """A message on a topic, as a subscriber receives it: ``topic``; ``data``, the published
+    value (after the node's ``deserializer``, if any); ``origin``, the name of the node that
+    published it; ``location``, that node's ``Location`` (None when it is not known here);
+    ``seq``, the publisher's sequence number (increasing per publisher); ``timestamp``, the
+    publisher's wall-clock time of publishing (``time.time()``)."""
 
     topic: str
     data: Any

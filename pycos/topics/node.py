@@ -46,6 +46,7 @@ STAT_KEYS = (
     "published", "received", "relayed", "relay_duplicates", "relay_failures",
     "topic_malformed", "topic_decode_errors", "floods", "floods_sent", "flood_dials",
     "flood_dropped", "flood_malformed", "flood_ttl_clamped", "flood_dial_failures",
+    "referrals_sent", "referral_dials", "referral_dial_failures", "referral_malformed",
     "interest_malformed", "interest_refused", "pair_malformed", "info_malformed",
     "datagrams_sent", "datagrams_received", "datagram_unknown", "datagram_bad_mac",
     "datagram_replayed", "datagram_malformed", "datagram_oversize", "datagram_unsubscribed",

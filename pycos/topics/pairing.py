@@ -111,6 +111,22 @@ class Pairing:
         used = len(self.pairs.get(topic, ())) + len(self.pending.get(topic, ()))
         return used < self.cap
 
+    def below_cap(self, topic: str) -> bool:
+        """True when ``topic``'s pairs (confirmed or not) are under the cap, requests in
+        flight aside: they may yet be refused, so a newly found interested node is worth
+        meeting (a flood's origin is dialed; pairing then decides)."""
+        return self.root or len(self.pairs.get(topic, ())) < self.cap
+
+    def free(self, topic: str) -> int:
+        """How many more pairs (or requests) fit under the cap on ``topic`` (0 for a topic
+        this node does not subscribe to; a root has no cap)."""
+        if topic not in self.topics:
+            return 0
+        if self.root:
+            return 1 << 16
+        used = len(self.pairs.get(topic, ())) + len(self.pending.get(topic, ()))
+        return max(0, self.cap - used)
+
     def truncated(self, topic: str) -> int:
         """How many interested peers the cap leaves out (0 when all fit)."""
         return max(0, len(self.interested(topic)) - self.cap) if not self.root else 0

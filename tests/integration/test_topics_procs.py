@@ -15,17 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import ChildProc, started_by
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[2]
@@ -114,20 +113,16 @@ if __name__ == "__main__":
 
 
 # ---------------------------------------------------------------------- the tests' side
-class TopicProc:
+class TopicProc(ChildProc):
     """One node process; ``call`` sends a command and returns its reply."""
 
     def __init__(self, name: str, *opts: str, prefix: tuple[str, ...] = (),
                  log_dir: Path) -> None:
         self.name = name
-        self.log_path = log_dir / f"{name}.log"
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([*prefix, sys.executable, str(HERE), "--name", name, *opts],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, text=True, env=env)
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        super().__init__([*prefix, sys.executable, str(HERE), "--name", name, *opts],
+                         log_dir / f"{name}.log", env=env)
+        self.read_lines()
         first = self._next(TIMEOUT)
         if not first.startswith("ready "):
             self.stop()
@@ -135,25 +130,14 @@ class TopicProc:
         _, port, inc = first.split()
         self.port, self.incarnation = int(port), inc
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
     def _next(self, timeout: float) -> str:
-        try:
-            return self.lines.get(timeout=timeout)
-        except queue.Empty:
-            return ""
+        return self.line_within(timeout) or ""
 
     def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-3000:]
+        return super().log()[-3000:]
 
     def call(self, *cmd: Any, timeout: float = TIMEOUT) -> Any:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(list(cmd)) + "\n")
-        self.proc.stdin.flush()
+        self.send(*cmd)
         line = self._next(timeout)
         assert line.startswith("reply "), f"{self.name}: no reply to {cmd}: {line!r}\n{self.log()}"
         value = json.loads(line[6:])
@@ -161,31 +145,11 @@ class TopicProc:
             f"{self.name}: {cmd} failed: {value}"
         return value
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-        self._log.close()
-
 
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[Callable[..., TopicProc]]:
-    made: list[TopicProc] = []
-
-    def start(name: str, *opts: str, prefix: tuple[str, ...] = ()) -> TopicProc:
-        p = TopicProc(name, *opts, prefix=prefix, log_dir=tmp_path)
-        made.append(p)
-        return p
-
-    yield start
-    for p in made:
-        p.stop()
+    yield from started_by(lambda _n, name, *opts, prefix=(): TopicProc(
+        name, *opts, prefix=prefix, log_dir=tmp_path))
 
 
 def at(p: TopicProc, host: str = "127.0.0.1") -> list[Any]:

@@ -4,8 +4,10 @@ notebook has them): the seed's scenario as written, messages, pairing rules, opt
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -258,3 +260,100 @@ def test_late_joiner_loses_nothing_after_wait_paired(make: Callable[..., TopicNo
             assert [m.data for m in got] == [trial], f"trial {trial} lost its message"
         finally:
             sub.close()
+
+
+def test_a_late_discoverer_finds_the_members_that_paired_and_left_the_root(
+        make: Callable[..., TopicNode]) -> None:
+    """The 8-around-a-root failure, made deterministic: the members that came first paired
+    and dropped their root links (``on_pair="disconnect"``) before the last one arrived, so
+    its floods reached a root with nobody left to forward them to, and it waited the whole
+    timeout, "paired alone", keeping its root link. The root now answers with referrals to the
+    nodes that met there and left."""
+    root = make([], name="root", root=True)
+    a, b, late = make(["P"], name="a"), make(["P"], name="b"), make(["P"], name="late")
+    results: dict[str, Any] = {}
+
+    def member(tn: TopicNode) -> None:
+        assert tn.connect(root) == 0
+        results[tn.name] = tn.discovery(on_pair="disconnect", timeout=5)
+
+    threads = [threading.Thread(target=member, args=(tn,)) for tn in (a, b)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    assert results == {"a": {"P": [b.location]}, "b": {"P": [a.location]}}
+    assert wait(lambda: root.status()["peers"] == 0)  # both left the root
+    start = time.monotonic()
+    assert late.connect(root) == 0
+    pairs = late.discovery(on_pair="disconnect", timeout=5)
+    took = time.monotonic() - start
+    assert pairs["P"] and set(pairs["P"]) <= {a.location, b.location}
+    assert took < 1.0, f"the late node waited {took:.2f} s (a discovery retry or worse)"
+    assert not late.is_connected_to(root) and late.status()["paired"] == {"P": True}
+    assert root.stats()["referrals_sent"] >= 1 and late.stats()["referral_dials"] >= 1
+
+
+def test_discovery_retries_reach_a_member_whose_first_dial_was_refused(
+        make: Callable[..., TopicNode]) -> None:
+    """A member dials a flood's origin once per origin incarnation; when that dial fails (here
+    the origin is at its peer cap and refuses the connection), the origin's next flood (its
+    discovery floods again after 0.5 s, 1 s, 2 s …) makes the member dial again."""
+    root = make([], name="root", root=True)
+    member = make(["P"], name="member")
+    origin = make(["P"], name="origin", max_peers=1)  # room for the root link only
+    assert member.connect(root) == 0 and origin.connect(root) == 0
+    lifted = threading.Event()
+
+    def lift_the_cap_after_the_first_refusal() -> None:
+        if wait(lambda: member.stats()["flood_dial_failures"] >= 1, 5):
+            origin.node.config = dataclasses.replace(origin.node.config, max_peers=None)
+            lifted.set()
+
+    th = threading.Thread(target=lift_the_cap_after_the_first_refusal)
+    th.start()
+    start = time.monotonic()
+    pairs = origin.discovery(on_pair="disconnect", timeout=5)
+    took = time.monotonic() - start
+    th.join(10)
+    assert lifted.is_set() and origin.node.stats["rejected_busy"] >= 1
+    assert pairs == {"P": [member.location]}
+    assert took < 2.0, f"paired after {took:.2f} s"
+    stats = member.stats()
+    assert stats["flood_dials"] == 2 and stats["flood_dial_failures"] == 1
+
+
+def test_a_member_leaving_the_root_under_a_flood_is_referred_at_once(
+        make: Callable[..., TopicNode]) -> None:
+    """The root forwards a newcomer's flood to a member that is closing its root link (it
+    has just paired): the flood is lost with the link, and the newcomer's answer named no
+    one (that member was still the root's peer). The root then refers the newcomer to the
+    member that left (``topics.refer``) instead of leaving it to the next flood, 0.5 s on."""
+    from pycos.core import lowlevel
+    from pycos.net.requests import DEFER
+
+    root = make([], name="root", root=True)
+    member = make(["P"], name="member")
+    newcomer = make(["P"], name="newcomer")
+    assert member.connect(root) == 0
+    assert wait(lambda: len(root.mesh.rendezvous) == 1)
+
+    def leave_on_the_flood(ctx: Any, payload: Any) -> Any:
+        def close(task: Any = None) -> Any:
+            yield member.node.close_peer(root.location)
+        lowlevel.spawn_daemon(close)
+        return DEFER  # never answered: the root's forward fails when the link goes
+
+    def swap() -> None:
+        member.node.handlers.unserve("topics.discover")
+        member.node.serve("topics.discover", leave_on_the_flood, "main")
+
+    member._on_sched(swap)
+    assert newcomer.connect(root) == 0
+    start = time.monotonic()
+    pairs = newcomer.discovery(on_pair="disconnect", timeout=5)
+    took = time.monotonic() - start
+    assert pairs == {"P": [member.location]}
+    assert took < 0.4, f"paired after {took:.2f} s (the next flood's answer, not a referral)"
+    assert newcomer.stats()["floods_sent"] == 1 and newcomer.stats()["referral_dials"] == 1
+    assert root.stats()["referrals_sent"] == 1

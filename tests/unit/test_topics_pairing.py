@@ -83,6 +83,25 @@ def test_peer_down_and_leave_unpair_and_seek_again() -> None:
     assert not a.pairs
 
 
+def test_free_slots_and_the_cap_for_dialing_flood_origins() -> None:
+    """``free`` counts requests in flight against the cap (what referrals may still fill);
+    ``below_cap`` does not: requests in flight may yet be refused, so a node whose every slot
+    is a pending request still dials a flood's origin (it was dropping that flood, and a
+    node arriving meanwhile then waited for its next flood)."""
+    a = fresh("a", cap=2)
+    assert a.free("T") == 2 and a.below_cap("T") and a.free("U") == 0
+    a.peer_interest("b", {"T"})
+    a.peer_interest("c", {"T"})
+    assert a.pending["T"] == {"b", "c"}
+    assert a.free("T") == 0 and not a.room("T") and a.below_cap("T")
+    a.on_reply("b", "T", True)
+    assert a.free("T") == 0 and a.below_cap("T")
+    a.on_reply("c", "T", True)
+    assert a.free("T") == 0 and not a.below_cap("T")
+    root = fresh("r", cap=1, root=True)
+    assert root.below_cap("T") and root.free("T") > 1000
+
+
 def test_root_accepts_beyond_the_cap_and_never_asks() -> None:
     root = fresh("r", cap=1, root=True)
     for peer in "abc":

@@ -1,9 +1,11 @@
 """The topic dialogue without sockets: message checks, flood state, datagram frames.
 
 Every check a peer's message goes through (``pycos.topics._protocol``), the flood bookkeeping
-(TTL clamp, visited bound, seen ids, token bucket on a fake clock, one dial per origin), relay
-de-duplication and the datagram MAC and replay window; with Hypothesis, arbitrary payloads
-never raise anything but ``Malformed``.
+(TTL clamp, visited bound, seen ids, token bucket on a fake clock, one dial per origin, and
+another only after a failed one), a root's rendezvous memory and referrals (what a late
+discoverer is told of the nodes that paired and left the root), relay de-duplication and the
+datagram MAC and replay window; with Hypothesis, arbitrary payloads never raise anything but
+``Malformed``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pycos.topics._protocol import (
     Flood,
     FloodState,
     Malformed,
+    Referral,
+    Rendezvous,
     ReplayWindow,
     TokenBucket,
     datagram_key,
@@ -27,10 +31,20 @@ from pycos.topics._protocol import (
     parse_flood,
     parse_interest,
     parse_pair,
+    parse_referrals,
+    referral_answer,
     seal,
     unicast_problem,
 )
-from pycos.topics.limits import MAX_TOPICS, MAX_TTL, MAX_VISITED, check_topic, topic_problem
+from pycos.topics.limits import (
+    MAX_ORIGIN_DIALS,
+    MAX_REFERRALS,
+    MAX_TOPICS,
+    MAX_TTL,
+    MAX_VISITED,
+    check_topic,
+    topic_problem,
+)
 
 INC = bytes(range(16))
 OTHER = bytes(range(16, 32))
@@ -173,6 +187,115 @@ def test_flood_next_hop_and_dials() -> None:
     assert state.may_dial(other)
 
 
+def test_a_failed_dial_lets_the_origins_later_floods_dial_again() -> None:
+    """The origin's discovery floods again (0.5 s, 1 s, 2 s …): a node whose first dial of
+    it was refused dials again on a later flood, at most ``MAX_ORIGIN_DIALS`` times in all;
+    a dial in flight or made is never repeated."""
+    state = FloodState("me", Clock())
+    f = parse_flood(flood())
+    assert state.may_dial(f)
+    assert not state.may_dial(f)  # in flight
+    for _ in range(MAX_ORIGIN_DIALS - 1):
+        state.dial_failed(f.inc)
+        assert state.may_dial(f)
+        assert not state.may_dial(f)
+    state.dial_failed(f.inc)
+    assert not state.may_dial(f)  # the bound: a flood cannot make this node dial forever
+    ok = Flood(os.urandom(16), "P", "127.0.0.1", 1, OTHER, ("B",), 3, ())
+    assert state.may_dial(ok)
+    assert not state.may_dial(ok.inc)  # made (never failed): once per incarnation
+    # a referred node is dialed once, never again after a failure (it may be gone)
+    ref = bytes(range(32, 48))
+    assert state.may_dial_referral(ref) and not state.may_dial_referral(ref)
+    state.dial_failed(ref)
+    assert not state.may_dial_referral(ref)
+    assert not state.may_dial_referral(OTHER)  # already dialed because of its flood
+    state.dial_failed(b"unknown-inc-1234")  # nothing to forget: no error
+
+
+def test_dial_memory_is_bounded() -> None:
+    state = FloodState("me", Clock(), remember=4)
+    incs = [bytes([i]) * 16 for i in range(6)]
+    assert all(state.may_dial(inc) for inc in incs)
+    assert len(state.dials) == 4 and incs[0] not in state.dials
+
+
+# ---------------------------------------------------------------------- rendezvous
+def inc_of(i: int) -> bytes:
+    return bytes([i]) * 16
+
+
+def test_a_root_refers_a_late_discoverer_to_the_nodes_that_left() -> None:
+    """The failure this guards against: every member paired and left the root
+    (``on_pair="disconnect"``) before the last one arrived, so its floods reached a root with
+    nobody to forward them to. The root remembers its former peers and refers the origin to
+    them, most recent first, skipping itself, current peers and nodes without a shared
+    topic."""
+    clock = Clock()
+    rv = Rendezvous(clock)
+    rv.note("a", "127.0.0.1", 9001, inc_of(1), {"P": object()})
+    clock.now += 1
+    rv.note("b", "127.0.0.1", 9002, inc_of(2), {"P", "Q"})
+    clock.now += 1
+    rv.note("c", "127.0.0.1", 9003, inc_of(3), {"Q"})
+    refs = rv.referrals(("P",), {inc_of(9)})
+    assert [(r.name, r.port, r.topics) for r in refs] == [("b", 9002, ("P",)),
+                                                          ("a", 9001, ("P",))]
+    assert [r.name for r in rv.referrals(("P", "Q"), {inc_of(2)})] == ["c", "a"]
+    assert rv.referrals(("Z",), set()) == []
+    assert len(rv.referrals(("P",), set(), limit=1)) == 1
+    # a peer leaving refreshes its age; one that drops every topic is forgotten
+    rv.seen(inc_of(1))
+    assert [r.name for r in rv.referrals(("P",), set())] == ["a", "b"]
+    rv.note("b", "127.0.0.1", 9002, inc_of(2), {})
+    assert [r.name for r in rv.referrals(("P", "Q"), set())] == ["a", "c"]
+
+
+def test_rendezvous_forgets_restarted_old_and_surplus_nodes() -> None:
+    clock = Clock()
+    rv = Rendezvous(clock, remember=3, max_age=100.0)
+    rv.note("a", "127.0.0.1", 9001, inc_of(1), {"P"})
+    rv.note("a", "127.0.0.1", 9001, inc_of(11), {"P"})  # restarted: a new incarnation
+    assert [r.inc for r in rv.referrals(("P",), set())] == [inc_of(11)]
+    for i in range(2, 6):
+        rv.note(f"n{i}", "127.0.0.1", 9000 + i, inc_of(i), {"P"})
+    assert len(rv) == 3 and [r.name for r in rv.referrals(("P",), set())] == ["n5", "n4", "n3"]
+    clock.now += 50
+    rv.seen(inc_of(5))
+    clock.now += 60  # n3 and n4 were last seen 110 s ago, n5 60 s ago
+    assert [r.name for r in rv.referrals(("P",), set())] == ["n5"]
+    assert len(rv) == 1 and rv.by_loc == {("127.0.0.1", 9005): inc_of(5)}
+    rv.forget(inc_of(5))
+    rv.forget(inc_of(5))
+    assert len(rv) == 0 and rv.by_loc == {}
+
+
+def test_referral_answers_round_trip_and_refusals() -> None:
+    refs = [Referral("a", "127.0.0.1", 9001, INC, ("P",)),
+            Referral("b", "::1", 9002, OTHER, ("P", "Q"))]
+    wire = referral_answer(refs)
+    assert parse_referrals(wire) == refs
+    one = ["a", "127.0.0.1", 9001, INC, ["P"]]
+    for bad, word in [({"v": 1}, "no list"),
+                      ({"v": 2, "referrals": []}, "version"),
+                      ({"v": 1, "referrals": [one] * (MAX_REFERRALS + 1)}, "at most"),
+                      ({"v": 1, "referrals": [one[:4]]}, "is not \\[name"),
+                      ({"v": 1, "referrals": [["a", "0.0.0.0", 9001, INC, ["P"]]]},
+                       "unspecified"),
+                      ({"v": 1, "referrals": [["a", "224.0.0.1", 9001, INC, ["P"]]]},
+                       "multicast"),
+                      ({"v": 1, "referrals": [["a", "127.0.0.1", 0, INC, ["P"]]]}, "port"),
+                      ({"v": 1, "referrals": [["a", "127.0.0.1", 1, b"x", ["P"]]]},
+                       "incarnation"),
+                      ({"v": 1, "referrals": [["", "127.0.0.1", 1, INC, ["P"]]]}, "name"),
+                      ({"v": 1, "referrals": [["a", "127.0.0.1", 1, INC, []]]}, "no topic"),
+                      ({"v": 1, "referrals": [["a", "127.0.0.1", 1, INC, ["\x00"]]]},
+                       "control")]:
+        with pytest.raises(Malformed, match=word):
+            parse_referrals(bad)
+    assert len(referral_answer(refs * MAX_REFERRALS)["referrals"]) == MAX_REFERRALS
+
+
 def test_token_bucket_and_dedup() -> None:
     clock = Clock()
     bucket = TokenBucket(1.0, 2, clock)
@@ -230,10 +353,11 @@ _values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_s
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.sampled_from(["v", "id", "origin", "topics", "ttl", "visited",
-                                        "name", "op", "topic", "cap", "udp", "nonce", "root"]),
+                                        "name", "op", "topic", "cap", "udp", "nonce", "root",
+                                        "referrals"]),
                        _values, max_size=8) | _values)
 def test_arbitrary_payloads_only_raise_malformed(value: Any) -> None:
-    for parse in (parse_flood, parse_interest, parse_pair):
+    for parse in (parse_flood, parse_interest, parse_pair, parse_referrals):
         try:
             parse(value)
         except Malformed:
