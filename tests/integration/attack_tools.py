@@ -297,6 +297,8 @@ class Peer:
                     self.conn.receive_data(data)
                     while (ev := self.conn.next_event()) is not NEED_DATA:
                         events.append(ev)
+                        if isinstance(ev, ConnectionClosed):  # it says so at every call
+                            break
                 for ev in events:
                     if isinstance(ev, Batch):
                         self._batch(ev.body)

@@ -39,9 +39,14 @@ def make_file(path: Path, size: int, mode: int = 0o644, mtime_ns: int | None = N
 
 
 def tree(root: Path) -> list[str]:
+    """Every path under ``root``; a directory removed while being listed shows as "?" (the
+    callers wait until the tree is what they expect)."""
     if not root.exists():
         return []
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    try:
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    except FileNotFoundError:
+        return ["?"]
 
 
 def send(node: Any, loc: Any, path: Any, dir: Any = None, overwrite: bool = False,
