@@ -10,16 +10,13 @@ The reference runs smaller sizes (it sends about 5,000 messages/s and many of it
 never arrive, each costing the whole ``--ref-rci-timeout``, so each of its RCI measurements also
 stops after 30 s); rates are per second either way.
 Options: ``--reps N`` (default 3), ``--quick``, ``--ref-python PATH``, ``--fail-on-miss``.
-Imports only the standard library (and ``reference_env`` beside it).
+Imports only the standard library (and ``reference_env`` and ``_runner`` beside it).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +27,8 @@ ROOT = BENCH_DIR.parent
 PROGRAM = BENCH_DIR / "programs" / "remote_bench.py"
 sys.path.insert(0, str(BENCH_DIR))
 
-from reference_env import ensure_reference_env, isolated_env  # noqa: E402
+from _runner import Plan, run_plan, write_record  # noqa: E402
+from reference_env import ensure_reference_env  # noqa: E402
 
 # metric: (better is "higher" or "lower", target description, check(ours, ref) -> bool)
 TARGETS: dict[str, tuple[str, str, Any]] = {
@@ -45,23 +43,22 @@ REPORTED = ["send_msgs_per_s", "rtt_p50_us", "rtt_p99_us", "deliver_per_s", "rci
             "rci_hangs", "rci_calls_per_s_concurrent", "rci_hangs_concurrent"]
 
 
+def remote_sizes(scale: int, reference: bool, rci_timeout: float) -> list[str]:
+    """``remote_bench.py`` arguments: the reference runs smaller sizes (see above); ``scale``
+    divides them (10 with ``--quick``)."""
+    if reference:
+        return ["--sends", str(20_000 // scale), "--rtts", str(1000 // scale),
+                "--delivers", str(1000 // scale), "--rcis", str(400 // scale),
+                "--rci-timeout", str(rci_timeout), "--rci-seconds", "30"]
+    return ["--sends", str(200_000 // scale), "--rtts", str(2000 // scale),
+            "--delivers", str(2000 // scale), "--rcis", str(10_000 // scale)]
+
+
 def run_once(python: str, ours: bool, sizes: list[str], timeout: float) -> dict[str, Any]:
     """One run of the program; its JSON result (checked to come from the right pycos)."""
-    env = isolated_env()
-    cwd = str(ROOT) if ours else os.path.expanduser("~")
-    if ours:
-        env["PYTHONPATH"] = str(ROOT)
-    argv = [python, *([] if ours else ["-E", "-s"]), str(PROGRAM), *sizes]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=cwd)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"{argv} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    from_repo = Path(result["pycos"]).resolve() == ROOT / "pycos"
-    if from_repo != ours:
-        raise RuntimeError(f"run used the wrong pycos: {result['pycos']}")
-    return result
+    plan = Plan(python, PROGRAM, sizes, pythonpath=str(ROOT) if ours else None,
+                isolated=not ours, pycos_from=ROOT / "pycos" if ours else None)
+    return run_plan(plan, timeout)
 
 
 def main() -> int:
@@ -77,11 +74,8 @@ def main() -> int:
     ref_python = args.ref_python or str(ensure_reference_env())
     reps = 1 if args.quick else args.reps
     scale = 10 if args.quick else 1
-    ours_sizes = ["--sends", str(200_000 // scale), "--rtts", str(2000 // scale),
-                  "--delivers", str(2000 // scale), "--rcis", str(10_000 // scale)]
-    ref_sizes = ["--sends", str(20_000 // scale), "--rtts", str(1000 // scale),
-                 "--delivers", str(1000 // scale), "--rcis", str(400 // scale),
-                 "--rci-timeout", str(args.ref_rci_timeout), "--rci-seconds", "30"]
+    ours_sizes = remote_sizes(scale, False, 0)
+    ref_sizes = remote_sizes(scale, True, args.ref_rci_timeout)
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "ref": []}
     for rep in range(reps):
         for name, python, sizes in (("ours", sys.executable, ours_sizes),
@@ -104,11 +98,8 @@ def main() -> int:
             checks[metric] = met == "yes"
         print(f"| {metric} | {ours:,.1f} | {ref:,.1f} | {ratio} | "
               f"{target[1] if target else ''} | {met} |")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"python": sys.version.split()[0], "time": time.time(),
-                                       "runs": runs, "medians": medians, "targets_met": checks},
-                                      indent=1))
-    print(f"\nwritten to {args.output}", file=sys.stderr)
+    write_record(args.output, {"python": sys.version.split()[0], "time": time.time(),
+                               "runs": runs, "medians": medians, "targets_met": checks})
     return 2 if args.fail_on_miss and not all(checks.values()) else 0
 
 

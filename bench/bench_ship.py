@@ -12,9 +12,7 @@ Everything stays on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import subprocess
 import sys
 import venv
@@ -22,6 +20,10 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+from _runner import medians_of, run_json, write_record  # noqa: E402
+
 VENV = BENCH / ".venv-ship"
 PINS = ["dask==2026.8.0", "distributed==2026.8.0", "ipyparallel==9.2.0", "ipykernel==7.4.0",
         "jupyter-client==8.10.0", "manhole==1.8.1"]
@@ -39,11 +41,7 @@ def peer_python() -> Path:
 
 
 def run(argv: list[str], env: dict[str, str], timeout: float) -> dict[str, float]:
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
-                          cwd=BENCH / "programs")
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv[-1]} failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return run_json(argv, env=env, cwd=BENCH / "programs", timeout=timeout)
 
 
 def main() -> int:
@@ -59,11 +57,7 @@ def main() -> int:
         ours_runs.append(run([sys.executable, "ship_ours.py"], env, args.timeout))
         peer_runs.append(run([str(peers_exe), "ship_peers.py"], peer_env, args.timeout))
 
-    def med(runs: list[dict[str, float]]) -> dict[str, float]:
-        keys = {k for r in runs for k, v in r.items() if isinstance(v, int | float)}
-        return {k: statistics.median(r[k] for r in runs if k in r) for k in sorted(keys)}
-
-    ours, peers = med(ours_runs), med(peer_runs)
+    ours, peers = medians_of(ours_runs), medians_of(peer_runs)
     ratios = {
         "c3_vs_dask": ours["c3_tiny_map_s"] / peers["c3_dask_s"],
         "c3_vs_ipyparallel": ours["c3_tiny_map_s"] / peers["c3_ipyparallel_s"],
@@ -88,9 +82,7 @@ def main() -> int:
     result = {"reps": args.reps, "ours": ours, "peers": peers, "ratios": ratios,
               "targets_met": targets, "runs": {"ours": ours_runs, "peers": peer_runs},
               "python": sys.version.split()[0], "cpus": os.cpu_count()}
-    out = BENCH / "results" / "ship.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_record(BENCH / "results" / "ship.json", result, announce=False, indent=2)
     for key, value in ratios.items():
         print(f"{key:28s} {value:10.4f}  {'met' if targets[key] else 'MISSED'}")
     for key in ("c2_first_run_ms", "c5_execute_4_nodes_ms"):

@@ -52,6 +52,9 @@ PEERS_VENV = BENCH / ".venv-peers"
 GRPC_PIN = "grpcio==1.85.1"
 SECRET = "bench-swarm-secret"
 ENV = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+sys.path.insert(0, str(BENCH))
+
+import _runner  # noqa: E402
 
 
 # ---------------------------------------------------------------------- environments
@@ -145,11 +148,7 @@ class Server:
 
 def run_json(argv: list[str], timeout: float = 600, env: dict[str, str] | None = None,
              cwd: Path | None = None) -> dict[str, Any]:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                          env=env or ENV, cwd=cwd)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv[:4]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return _runner.run_json(argv, env=env or ENV, cwd=cwd, timeout=timeout)
 
 
 def client(kind: str, port: int, *args: Any, secret: str = SECRET) -> dict[str, Any]:
@@ -425,8 +424,7 @@ def write(args: argparse.Namespace, runs: dict[str, list[float]], extra: dict[st
     result = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "python": sys.version.split()[0],
               "cpus": os.cpu_count(), "reps": args.reps, "quick": args.quick,
               "medians": med, "checks": checks, "runs": runs, **extra}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    _runner.write_record(args.output, result, announce=False)
     print(json.dumps(checks, indent=1))
 
 

@@ -9,13 +9,13 @@ left out, saying so, when that fails) for T1 (1 -> 1) and T2 (1 -> 3), 100-byte 
 once each: T3 (late joiners: ours after ``wait_paired()``, pyzmq's slow joiner), T4 (ping RTT
 against pyzmq REQ/REP, ``programs/zmq_reqrep.py``), T5 (8 nodes around a root) and T6 (kill -9
 and restart). Prints the medians and the targets, and writes everything to
-``bench/results/topics.json``. Imports only the standard library (and ``peer_env`` beside it).
+``bench/results/topics.json``. Imports only the standard library (and ``peer_env`` and
+``_runner`` beside it).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -30,6 +30,7 @@ ROOT = BENCH.parent
 PROGRAMS = BENCH / "programs"
 sys.path.insert(0, str(BENCH))
 
+from _runner import run_json, write_record  # noqa: E402
 from peer_env import ensure_peer_env  # noqa: E402
 
 NATS_ENV = BENCH / ".venv-nats"
@@ -54,12 +55,7 @@ def run(argv: list[str], ours: bool, timeout: float = 600) -> dict[str, Any]:
     env = dict(os.environ)
     if ours:
         env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=str(BENCH))
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"{argv[1:3]} failed: {proc.stderr[-1500:]}")
-    return json.loads(lines[-1])  # type: ignore[no-any-return]
+    return run_json(argv, env=env, cwd=str(BENCH), timeout=timeout)
 
 
 def main() -> int:
@@ -126,7 +122,7 @@ def main() -> int:
            "loadavg": os.getloadavg(), "reps": a.reps, "n": a.n, "runs": runs,
            "medians_msgs_per_s": med, "late_ours": late_ours, "late_zmq": late_zmq,
            "zmq_reqrep": rtt_zmq, "pairing": pairing, "repair": repairs, "checks": lines}
-    Path(a.output).write_text(json.dumps(doc, indent=1) + "\n")
+    write_record(Path(a.output), doc, announce=False)
     return 0
 
 

@@ -12,18 +12,16 @@ Imports only the standard library (and ``reference_env`` beside it, whose helper
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from reference_env import env_python, isolated_env  # noqa: E402
+from reference_env import env_main, env_python, isolated_env, make_env  # noqa: E402
 
 DEFAULT_PATH = BENCH_DIR / ".venv-peers"
 
@@ -80,39 +78,12 @@ def ensure_peer_env(path: Path = DEFAULT_PATH, python: str | None = None,
     exe = env_python(path)
     if not recreate and installed_versions(exe) == _pinned():
         return exe
-    base = python or sys.executable
-    pins = [f"{dist}=={version}" for dist, version in _pinned().items()]
-    print(f"creating {path} with {base} and {' '.join(pins)}", file=sys.stderr)
-    if python is None:
-        venv.EnvBuilder(with_pip=True, clear=True, symlinks=os.name != "nt").create(path)
-    else:
-        subprocess.run([base, "-m", "venv", "--clear", str(path)], check=True)
-    pip = [str(exe), "-E", "-s", "-m", "pip", "install", "--disable-pip-version-check",
-           "--no-input", *pins]
-    proc = subprocess.run(pip, env=isolated_env(), cwd=str(path))
-    if proc.returncode != 0:
-        raise RuntimeError(f"'{' '.join(pip)}' failed with exit code {proc.returncode}")
+    make_env(path, python, [f"{dist}=={version}" for dist, version in _pinned().items()])
     found = installed_versions(exe)
     if found != _pinned():
         raise RuntimeError(f"{exe} has {found!r}, expected {_pinned()!r}")
     return exe
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--path", type=Path, default=DEFAULT_PATH,
-                        help="where to create the environment (default bench/.venv-peers)")
-    parser.add_argument("--python", help="base interpreter (default: the one running this)")
-    parser.add_argument("--recreate", action="store_true", help="rebuild even if it exists")
-    args = parser.parse_args()
-    try:
-        exe = ensure_peer_env(args.path.resolve(), args.python, args.recreate)
-    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(exe)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(env_main(__doc__, DEFAULT_PATH, ensure_peer_env))

@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import select
 import socket
-import subprocess
 import sys
-import time
 
-from _benchlib import LOOPBACK, kernel_timeouts, percentile
+from _benchlib import LOOPBACK, kernel_timeouts, latency_us, pingpong_args, serving, timed_calls
 
 TIMEOUT = 60.0
 
@@ -58,67 +54,31 @@ def serve(size: int) -> None:
 
 
 # ---------------------------------------------------------------------- client
-def start_server(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """Start this file as the server; the process and what it announced after ``ready``."""
-    cmd = [sys.executable, "-E", "-s", os.path.abspath(__file__), "--role", "server", *args]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = ""
-    if select.select([proc.stdout], [], [], 30)[0]:
-        line = proc.stdout.readline()
-    if not line.startswith("ready "):
-        proc.kill()
-        proc.wait(10)
-        raise RuntimeError(f"server did not start (said {line!r})")
-    return proc, line.split(None, 1)[1].strip()
-
-
 def measure(port: int, args: argparse.Namespace) -> dict[str, float]:
     message = bytes(i % 256 for i in range(args.size))
     with socket.create_connection((LOOPBACK, port), timeout=TIMEOUT) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         kernel_timeouts(sock, TIMEOUT)
 
-        def round_trip() -> None:
+        def round_trip(_i: int = 0) -> None:
             sock.sendall(message)
             if recv_exactly(sock, args.size) != message:
                 raise RuntimeError("echo differs from the message")
 
         for _ in range(args.warmup):
             round_trip()
-        lat = []
-        start = time.perf_counter()
-        stop = start + args.seconds
-        for _ in range(args.n):
-            t0 = time.perf_counter()
-            round_trip()
-            t1 = time.perf_counter()
-            lat.append(t1 - t0)
-            if t1 > stop:
-                break
-        elapsed = time.perf_counter() - start
-    lat.sort()
-    return {"rtt_p50_us": percentile(lat, 50) * 1e6, "rtt_p99_us": percentile(lat, 99) * 1e6,
-            "round_trips_per_s": len(lat) / elapsed, "round_trips": len(lat)}
+        lat, elapsed = timed_calls(round_trip, args.n, args.seconds)
+    return {**latency_us(lat, "rtt"), "round_trips_per_s": len(lat) / elapsed,
+            "round_trips": len(lat)}
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--role", choices=("client", "server"), default="client")
-    p.add_argument("--n", type=int, default=20_000, help="timed round trips")
-    p.add_argument("--warmup", type=int, default=1_000)
-    p.add_argument("--size", type=int, default=32, help="message bytes")
-    p.add_argument("--seconds", type=float, default=60.0, help="stop the timed loop after this")
-    args = p.parse_args()
+    args = pingpong_args(__doc__)
     if args.role == "server":
         serve(args.size)
         return 0
-    server, port = start_server("--size", str(args.size))
-    try:
+    with serving(__file__, "--size", str(args.size)) as port:
         result = measure(int(port), args)
-    finally:
-        server.kill()
-        server.wait(10)
     result.update(impl="blocking", version=sys.version.split()[0], size=args.size)
     print(json.dumps(result), flush=True)
     return 0

@@ -5,7 +5,7 @@
 ``--role sub``, each a nats-py client subscribed to ``T``), then publishes N messages of 100
 bytes with nats-py; each subscriber times its first to last message. Prints one JSON line.
 Every wait has a timeout; the server and the children are always killed. Imports the standard
-library and ``nats`` (nats-py).
+library, ``nats`` (nats-py) and ``_benchlib``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import argparse
 import asyncio
 import json
 import os
-import select
 import socket
 import subprocess
 import sys
 import time
 from typing import Any
+
+from _benchlib import fanout_record, kill_all, readline
 
 PAYLOAD = bytes(range(100))
 
@@ -70,13 +71,6 @@ async def pub_main(url: str, n: int) -> float:
     return took
 
 
-def readline(proc: subprocess.Popen[str], timeout: float = 60) -> str:
-    assert proc.stdout is not None
-    if select.select([proc.stdout], [], [], timeout)[0]:
-        return proc.stdout.readline().strip()
-    raise TimeoutError("child said nothing")
-
-
 def fanout(k: int, n: int, server: str) -> dict[str, Any]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -100,15 +94,9 @@ def fanout(k: int, n: int, server: str) -> dict[str, Any]:
             readline(p)
         publish_s = asyncio.run(pub_main(url, n))
         results = [json.loads(readline(p, 300)) for p in procs]
-        total = sum(r["count"] for r in results)
-        span = max(r["seconds"] for r in results)
-        return {"subs": k, "n": n, "delivered": total, "msgs_per_s": total / span,
-                "publish_s": publish_s}
+        return fanout_record(k, n, results, publish_s)
     finally:
-        for p in [*procs, srv]:
-            if p.poll() is None:
-                p.kill()
-            p.wait(10)
+        kill_all([*procs, srv])
 
 
 def main() -> None:

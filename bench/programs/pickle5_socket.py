@@ -17,15 +17,13 @@ import argparse
 import json
 import os
 import pickle
-import select
 import socket
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
-from _benchlib import LOOPBACK
+from _benchlib import LOOPBACK, serving
 
 TIMEOUT = 120.0
 
@@ -83,20 +81,11 @@ def main() -> int:
     if args.role == "server":
         serve(args.big)
         return 0
-    cmd = [sys.executable, os.path.abspath(__file__), "--role", "server", "--big", str(args.big)]
-    server = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline() if select.select([server.stdout], [], [], 30)[0] else ""
-        if not line.startswith("ready "):
-            raise RuntimeError(f"server did not start (said {line!r})")
-        with socket.create_connection((LOOPBACK, int(line.split()[1])), timeout=TIMEOUT) as sock:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            fetch(sock, args.big)
-            big_s = statistics.median(fetch(sock, args.big) for _ in range(args.reps))
-    finally:
-        server.kill()
-        server.wait(10)
+    with serving(__file__, "--big", str(args.big), isolated=False) as port, \
+            socket.create_connection((LOOPBACK, int(port)), timeout=TIMEOUT) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        fetch(sock, args.big)
+        big_s = statistics.median(fetch(sock, args.big) for _ in range(args.reps))
     print(json.dumps({"big_s": big_s, "big_bytes": args.big * 8, "impl": "pickle5-socket",
                       "numpy": np.__version__}), flush=True)
     return 0

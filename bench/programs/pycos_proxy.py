@@ -27,15 +27,13 @@ import argparse
 import json
 import math
 import os
-import select
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from typing import Any
 
-from _benchlib import LOOPBACK, percentile
+from _benchlib import LOOPBACK, latency_us, serving, timed_calls
 
 import pycos
 import pycos.netpycos as netpycos
@@ -54,37 +52,8 @@ def serve(threads: int) -> None:
     os._exit(0)
 
 
-def start_server(threads: int) -> tuple[subprocess.Popen[str], int]:
-    cmd = [sys.executable, os.path.abspath(__file__), "--role", "server", "--threads",
-           str(threads)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = ""
-    if select.select([proc.stdout], [], [], 30)[0]:
-        line = proc.stdout.readline()
-    if not line.startswith("ready "):
-        proc.kill()
-        proc.wait(10)
-        raise RuntimeError(f"server did not start (said {line!r})")
-    return proc, int(line.split()[1])
-
-
 def sequential(m: Any, n: int, seconds: float) -> tuple[list[float], float]:
-    lat = []
-    start = time.perf_counter()
-    stop = start + seconds
-    for _ in range(n):
-        t0 = time.perf_counter()
-        value = m.sqrt(2.0)
-        t1 = time.perf_counter()
-        lat.append(t1 - t0)
-        if value != math.sqrt(2.0):
-            raise RuntimeError("wrong result")
-        if t1 > stop:
-            break
-    elapsed = time.perf_counter() - start
-    lat.sort()
-    return lat, elapsed
+    return timed_calls(lambda _i: m.sqrt(2.0), n, seconds, expect=math.sqrt(2.0))
 
 
 def task_sequential(m: Any, n: int) -> float:
@@ -176,9 +145,8 @@ def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
         m.sqrt(2.0)
     out: dict[str, Any] = {}
     lat, elapsed = sequential(m, args.n, args.seconds)
-    out.update(sqrt_rtt_p50_us=percentile(lat, 50) * 1e6,
-               sqrt_rtt_p99_us=percentile(lat, 99) * 1e6,
-               sqrt_calls_per_s=len(lat) / elapsed, calls=len(lat))
+    out.update(latency_us(lat, "sqrt_rtt"), sqrt_calls_per_s=len(lat) / elapsed,
+               calls=len(lat))
     out["task_sqrt_calls_per_s"] = task_sequential(m, args.n)
     tasks_at_once(m, 16, max(10, args.per_task // 10))  # warm-up
     out["sqrt_calls_per_s_16"] = tasks_at_once(m, 16, args.per_task)
@@ -204,12 +172,8 @@ def main() -> int:
     if args.role == "server":
         serve(args.threads)
         return 0
-    server, port = start_server(args.threads)
-    try:
-        result = measure(port, args)
-    finally:
-        server.kill()
-        server.wait(10)
+    with serving(__file__, "--threads", str(args.threads), isolated=False) as port:
+        result = measure(int(port), args)
     result.update(impl="pycos", version=pycos.__version__, pycos=os.path.dirname(pycos.__file__))
     print(json.dumps(result), flush=True)
     pycos.Pycos.instance().terminate()

@@ -25,16 +25,12 @@ import argparse
 import json
 import math
 import os
-import select
-import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 
 import Pyro5
 import Pyro5.api
-from _benchlib import LOOPBACK, percentile
+from _benchlib import LOOPBACK, call_args, concurrent_calls, latency_us, serving, timed_calls
 
 TIMEOUT = 60.0
 Pyro5.config.SOCK_NODELAY = True
@@ -62,21 +58,6 @@ def serve() -> None:
 
 
 # ---------------------------------------------------------------------- client
-def start_server(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """Start this file as the server; the process and what it announced after ``ready``."""
-    cmd = [sys.executable, "-E", "-s", os.path.abspath(__file__), "--role", "server", *args]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = ""
-    if select.select([proc.stdout], [], [], 30)[0]:
-        line = proc.stdout.readline()
-    if not line.startswith("ready "):
-        proc.kill()
-        proc.wait(10)
-        raise RuntimeError(f"server did not start (said {line!r})")
-    return proc, line.split(None, 1)[1].strip()
-
-
 def proxy(uri: str) -> Pyro5.api.Proxy:
     """A connected proxy owned by the calling thread."""
     bench = Pyro5.api.Proxy(uri)
@@ -85,54 +66,10 @@ def proxy(uri: str) -> Pyro5.api.Proxy:
     return bench
 
 
-def timed_calls(call: Callable[[int], object], n: int, seconds: float) -> tuple[list[float],
-                                                                                 float]:
-    """Run ``call(i)`` up to ``n`` times (at most ``seconds``); sorted latencies, span."""
-    lat = []
-    start = time.perf_counter()
-    stop = start + seconds
-    for i in range(n):
-        t0 = time.perf_counter()
-        call(i)
-        t1 = time.perf_counter()
-        lat.append(t1 - t0)
-        if t1 > stop:
-            break
-    elapsed = time.perf_counter() - start
-    lat.sort()
-    return lat, elapsed
-
-
-def concurrent_calls(uri: str, threads: int, per_thread: int, seconds: float) -> float:
+def concurrent_sqrt(uri: str, threads: int, per_thread: int, seconds: float) -> float:
     """``threads`` threads, a proxy each, calling ``sqrt(2.0)``; total calls per second."""
-    ready = threading.Barrier(threads + 1, timeout=TIMEOUT)
-    counts = [0] * threads
-
-    def caller(k: int) -> None:
-        with proxy(uri) as bench:
-            bench.sqrt(2.0)
-            ready.wait()
-            stop = time.perf_counter() + seconds
-            for _ in range(per_thread):
-                if bench.sqrt(2.0) != math.sqrt(2.0):
-                    raise RuntimeError("wrong result")
-                counts[k] += 1
-                if time.perf_counter() > stop:
-                    break
-
-    workers = [threading.Thread(target=caller, args=(k,), daemon=True) for k in range(threads)]
-    for w in workers:
-        w.start()
-    ready.wait()
-    start = time.perf_counter()
-    for w in workers:
-        w.join(max(0.0, start + seconds + TIMEOUT - time.perf_counter()))
-        if w.is_alive():
-            raise RuntimeError("a calling thread did not finish")
-    elapsed = time.perf_counter() - start
-    if sum(counts) < threads:
-        raise RuntimeError("concurrent calls failed")
-    return sum(counts) / elapsed
+    return concurrent_calls(lambda: proxy(uri), lambda bench: bench.sqrt(2.0), math.sqrt(2.0),
+                            threads, per_thread, seconds, TIMEOUT)
 
 
 def measure(uri: str, args: argparse.Namespace) -> dict[str, float]:
@@ -147,36 +84,23 @@ def measure(uri: str, args: argparse.Namespace) -> dict[str, float]:
                 raise RuntimeError("wrong result")
 
         lat, elapsed = timed_calls(echo, args.n, args.seconds)
-        out.update(rtt_p50_us=percentile(lat, 50) * 1e6, rtt_p99_us=percentile(lat, 99) * 1e6,
-                   calls_per_s=len(lat) / elapsed, calls=len(lat))
+        out.update(latency_us(lat, "rtt"), calls_per_s=len(lat) / elapsed, calls=len(lat))
 
         lat, elapsed = timed_calls(lambda _i: bench.sqrt(2.0), args.n, args.seconds)
-        out.update(sqrt_rtt_p50_us=percentile(lat, 50) * 1e6,
-                   sqrt_rtt_p99_us=percentile(lat, 99) * 1e6, sqrt_calls_per_s=len(lat) / elapsed)
-    out["sqrt_calls_per_s_16"] = concurrent_calls(uri, args.threads, args.per_thread,
-                                                  args.seconds)
+        out.update(latency_us(lat, "sqrt_rtt"), sqrt_calls_per_s=len(lat) / elapsed)
+    out["sqrt_calls_per_s_16"] = concurrent_sqrt(uri, args.threads, args.per_thread,
+                                                 args.seconds)
     out["threads"] = args.threads
     return out
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--role", choices=("client", "server"), default="client")
-    p.add_argument("--n", type=int, default=5_000, help="timed sequential calls")
-    p.add_argument("--warmup", type=int, default=200)
-    p.add_argument("--threads", type=int, default=16, help="concurrent callers")
-    p.add_argument("--per-thread", type=int, default=1_000, help="calls of each caller")
-    p.add_argument("--seconds", type=float, default=60.0, help="stop each timed loop after this")
-    args = p.parse_args()
+    args = call_args(__doc__, 1_000)
     if args.role == "server":
         serve()
         return 0
-    server, uri = start_server()
-    try:
+    with serving(__file__) as uri:
         result = measure(uri, args)
-    finally:
-        server.kill()
-        server.wait(10)
     result.update(impl="Pyro5", version=Pyro5.__version__,
                   serializer=Pyro5.config.SERIALIZER)
     print(json.dumps(result), flush=True)

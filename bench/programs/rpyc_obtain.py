@@ -16,12 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import select
 import statistics
-import subprocess
 import sys
-import threading
 import time
 
 TIMEOUT = 300.0
@@ -37,29 +33,12 @@ def main() -> int:
     sys.path.insert(0, args.site)
     import numpy as np
     import rpyc
-    from _benchlib import LOOPBACK
-    from rpyc.core.service import ClassicService
-    from rpyc.utils.registry import UDPRegistryClient
-    from rpyc.utils.server import ThreadedServer
+    from _benchlib import LOOPBACK, serve_rpyc_classic, serving
 
     if args.role == "server":
-        server = ThreadedServer(ClassicService, hostname=LOOPBACK, port=0, auto_register=False,
-                                registrar=UDPRegistryClient(ip=LOOPBACK))
-        threading.Thread(target=server.start, daemon=True).start()
-        deadline = time.monotonic() + 30
-        while not server.active and time.monotonic() < deadline:
-            time.sleep(0.01)
-        print("ready", server.port, flush=True)
-        sys.stdin.read()
-        os._exit(0)
-    cmd = [sys.executable, os.path.abspath(__file__), "--role", "server", "--site", args.site]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline() if select.select([proc.stdout], [], [], 30)[0] else ""
-        if not line.startswith("ready "):
-            raise RuntimeError(f"server did not start (said {line!r})")
-        conn = rpyc.classic.connect(LOOPBACK, int(line.split()[1]))
+        serve_rpyc_classic()
+    with serving(__file__, "--site", args.site, isolated=False) as port:
+        conn = rpyc.classic.connect(LOOPBACK, int(port))
         conn._config["sync_request_timeout"] = TIMEOUT
 
         def fetch() -> float:
@@ -73,9 +52,6 @@ def main() -> int:
         fetch()
         big_s = statistics.median(fetch() for _ in range(args.reps))
         conn.close()
-    finally:
-        proc.kill()
-        proc.wait(10)
     print(json.dumps({"big_s": big_s, "big_bytes": args.big * 8, "impl": "rpyc",
                       "version": rpyc.__version__}), flush=True)
     return 0

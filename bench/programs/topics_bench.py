@@ -15,8 +15,8 @@
 * ``repair``: two nodes paired; one is killed with SIGKILL and restarted on its port;
   ``repaired_s``: from the kill to the survivor's pair with the new incarnation.
 
-Every wait is bounded; child processes are always killed. Imports the standard library and
-pycos (from ``PYTHONPATH``).
+Every wait is bounded; child processes are always killed. Imports the standard library,
+``_benchlib`` and pycos (from ``PYTHONPATH``).
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
 import time
 from typing import Any
+
+from _benchlib import fanout_record, kill_all, readline
 
 SECRET = "bench"
 PAYLOAD = bytes(range(100))
@@ -40,24 +41,10 @@ def child(*args: str) -> subprocess.Popen[str]:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
-def readline(proc: subprocess.Popen[str], timeout: float = 60) -> str:
-    assert proc.stdout is not None
-    if select.select([proc.stdout], [], [], timeout)[0]:
-        return proc.stdout.readline().strip()
-    raise TimeoutError("child said nothing")
-
-
 def say(proc: subprocess.Popen[str], line: str) -> None:
     assert proc.stdin is not None
     proc.stdin.write(line + "\n")
     proc.stdin.flush()
-
-
-def kill_all(procs: list[subprocess.Popen[str]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait(10)
 
 
 # ---------------------------------------------------------------------- roles
@@ -130,12 +117,9 @@ def fanout(k: int, n: int) -> dict[str, Any]:
         procs.append(pub)
         results = [json.loads(readline(p, 300)) for p in procs[:k]]
         pub_s = json.loads(readline(pub, 60))["publish_s"]
-        total = sum(r["count"] for r in results)
-        span = max(r["seconds"] for r in results)
         for p in procs:
             say(p, "quit")
-        return {"subs": k, "n": n, "delivered": total, "msgs_per_s": total / span,
-                "publish_s": pub_s}
+        return fanout_record(k, n, results, pub_s)
     finally:
         kill_all(procs)
 

@@ -7,7 +7,7 @@ bytes (default high-water marks: PUB drops when a subscriber falls behind, which
 each subscriber times its first to last message. ``late --n N``: N late joiners, each a new SUB
 socket that connects and subscribes, says so to the publisher at once, which then publishes one
 message: ``losses`` counts those that never arrive (the "slow joiner"). Every receive has a
-timeout; children are always killed. Imports the standard library and ``zmq``.
+timeout; children are always killed. Imports the standard library, ``zmq`` and ``_benchlib``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import select
 import subprocess
 import sys
 import time
 from typing import Any
 
 import zmq
+from _benchlib import fanout_record, kill_all, readline
 
 PAYLOAD = bytes(range(100))
 
@@ -56,13 +56,6 @@ def role_sub(endpoint: str, n: int) -> None:
     ctx.term()
 
 
-def readline(proc: subprocess.Popen[str], timeout: float = 60) -> str:
-    assert proc.stdout is not None
-    if select.select([proc.stdout], [], [], timeout)[0]:
-        return proc.stdout.readline().strip()
-    raise TimeoutError("child said nothing")
-
-
 def fanout(k: int, n: int) -> dict[str, Any]:
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
@@ -83,15 +76,9 @@ def fanout(k: int, n: int) -> dict[str, Any]:
             pub.send_pyobj(PAYLOAD)
         publish_s = time.perf_counter() - start
         results = [json.loads(readline(p, 300)) for p in procs]
-        total = sum(r["count"] for r in results)
-        span = max(r["seconds"] for r in results)
-        return {"subs": k, "n": n, "delivered": total, "msgs_per_s": total / span,
-                "publish_s": publish_s}
+        return fanout_record(k, n, results, publish_s)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait(10)
+        kill_all(procs)
         pub.close(0)
         ctx.term()
 

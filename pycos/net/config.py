@@ -4,7 +4,8 @@
 Owns ``NodeConfig`` and ``make_config``, which validates every argument of the node's
 constructor (raising TypeError / ValueError that name what was expected), maps the seed's
 spellings (``node``, ``ext_ip_addr``, ``dest_path_prefix``) onto ours, and builds the TLS
-contexts. Imports the standard library, ``pycos.tls``, ``pycos.proto`` and its own package.
+contexts; and ``node_names``, the check of the ``allow_from`` argument of the services that
+run on a node. Imports the standard library, ``pycos.tls``, ``pycos.proto`` and its own package.
 Private module: nothing here can be built from a peer's payload.
 """
 
@@ -21,7 +22,8 @@ from .. import tls
 from ..proto import DEFAULT_MAX_FRAME_SIZE, MIN_MAX_FRAME_SIZE
 from .location import Location, normalize_host
 
-__all__ = ["NodeConfig", "make_config", "DEFAULT_UDP_PORT", "DEFAULT_HEARTBEAT_INTERVAL"]
+__all__ = ["NodeConfig", "make_config", "DEFAULT_UDP_PORT", "DEFAULT_HEARTBEAT_INTERVAL",
+           "node_names"]
 
 #: pycos's UDP port; a node started without one takes ``pycos.config.NetPort`` (this, unless
 #: the program changed it).
@@ -118,6 +120,22 @@ def _peers(value: Any) -> tuple[Location | str, ...]:
         if not isinstance(item, (Location, str)):
             raise TypeError(f"each of peers must be a Location or a host name, got {item!r}")
     return tuple(items)
+
+
+def node_names(allow_from: Any) -> frozenset[str] | None:
+    """``allow_from`` (node names, or None: every authenticated peer) as a frozenset.
+
+    Raises:
+        TypeError: it is one string, or holds something other than str.
+    """
+    if allow_from is None:
+        return None
+    if isinstance(allow_from, str | bytes):
+        raise TypeError("allow_from is a list of node names, not one string")
+    names = frozenset(allow_from)
+    if not all(isinstance(n, str) for n in names):
+        raise TypeError("allow_from holds node names (str)")
+    return names
 
 
 def _name(value: Any) -> str | None:

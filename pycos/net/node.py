@@ -1,7 +1,8 @@
 """A node: one network identity (name, port, peers, services) served by a scheduler.
 
 Owns ``Node``: its listener, peer table, dialer, keeper, handler table, router, discovery and
-file transfers, and the distributed API of SPEC §3.1 on it. A process may host several nodes on
+file transfers, and the distributed API of SPEC §3.1 on it; and ``PerNode``, what the packages
+above keep per node. A process may host several nodes on
 one scheduler (EXTRAS §0.1); the networked scheduler ``pycos.netpycos.Pycos`` has a default one
 and forwards the SPEC's methods to it. Imports the standard library, ``pycos.core``,
 ``pycos.asyncsocket``, ``pycos.errors``, ``pycos.proto`` and its own package.
@@ -22,8 +23,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Generator
-from typing import Any
+import weakref
+from collections.abc import Callable, Generator
+from typing import Any, Generic, TypeVar
 
 from ..asyncsocket import AsyncSocket
 from ..core import lowlevel
@@ -45,9 +47,32 @@ from .remote import rci as remote_rci
 from .remote.router import Router
 from .requests import HandlerTable
 
-__all__ = ["Node"]
+__all__ = ["Node", "PerNode"]
 
 logger = logging.getLogger("pycos.net.node")
+_T = TypeVar("_T")
+
+
+class PerNode(Generic[_T]):
+    """One object per node, made on first use (any thread) and forgotten with the node: how a
+    package keeps what it installs on a node (its services, gateways, client side)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_node: weakref.WeakKeyDictionary[Any, _T] = weakref.WeakKeyDictionary()
+
+    def get(self, node: Any, make: Callable[[Any], _T]) -> _T:
+        """The object of ``node``: ``make(node)`` the first time."""
+        with self._lock:
+            found = self._by_node.get(node)
+            if found is None:
+                found = self._by_node[node] = make(node)
+            return found
+
+    def items(self) -> list[tuple[Any, _T]]:
+        """(node, object) for every node that has one now."""
+        with self._lock:
+            return list(self._by_node.items())
 
 
 class Node:

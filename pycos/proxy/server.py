@@ -17,11 +17,11 @@ import os
 import socket
 import threading
 import time
-import weakref
 from typing import Any
 
 from ..errors import AccessDenied, SerializationError
 from ..net.location import PeerStatus
+from ..net.node import PerNode
 from ..net.streams import StreamError
 from .resolver import denied, shown
 from .wire import KINDS, STREAM_CALLS, STREAM_FETCH, choose_digest, send_bulk
@@ -37,8 +37,7 @@ STREAM_IDLE = 60.0
 #: Tokens kept at once on one node (the oldest go first).
 MAX_TOKENS = 4096
 
-_lock = threading.Lock()
-_by_node: weakref.WeakKeyDictionary[Any, NodeServices] = weakref.WeakKeyDictionary()
+_by_node: PerNode[NodeServices] = PerNode()
 
 
 class _Peer:
@@ -82,11 +81,7 @@ class NodeServices:
     @classmethod
     def of(cls, node: Any) -> NodeServices:
         """The services of ``node``, installed on first use (any thread)."""
-        with _lock:
-            found = _by_node.get(node)
-            if found is None:
-                found = _by_node[node] = cls(node)
-            return found
+        return _by_node.get(node, cls)
 
     # ------------------------------------------------------------------ services
     def add(self, service: Any) -> bool:

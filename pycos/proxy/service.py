@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import AccessDenied
 from ..net import DEFER, default_node
+from ..net.config import node_names
 from ..net.node import Node
 from ..net.scheduler import Pycos as NetPycos
 from .allowlist import AllowList
@@ -117,12 +118,7 @@ class ModuleService:
                                                                         1 << 20)):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
                 raise ValueError(f"{label} must be an int in 0..{top}, got {value!r}")
-        if allow_from is not None:
-            if isinstance(allow_from, str | bytes):
-                raise TypeError("allow_from is a list of node names, not one string")
-            allow_from = frozenset(allow_from)
-            if not all(isinstance(n, str) for n in allow_from):
-                raise TypeError("allow_from holds node names (str)")
+        allow_from = node_names(allow_from)
         if node is not None and not isinstance(node, Node | NetPycos):
             raise TypeError(f"node must be a pycos.net.Node or a pycos.netpycos.Pycos, got "
                             f"{node!r}")

@@ -46,6 +46,7 @@ from ..errors import (
     SerializationError,
 )
 from ..net.location import Location, PeerStatus
+from ..net.node import PerNode
 from ..net.pending import Pending
 from ..net.streams import StreamError
 from ..proto.codec import decode
@@ -66,8 +67,7 @@ _STREAM_IDLE = 30.0
 #: After a refused stream, a thread uses requests for this long before trying again.
 _STREAM_RETRY = 5.0
 _OPEN_TIMEOUT = 10.0
-_lock = threading.Lock()
-_by_node: weakref.WeakKeyDictionary[Any, ClientSide] = weakref.WeakKeyDictionary()
+_by_node: PerNode[ClientSide] = PerNode()
 
 
 class Gate:
@@ -462,11 +462,7 @@ class ClientSide:
 
     @classmethod
     def of(cls, node: Any) -> ClientSide:
-        with _lock:
-            found = _by_node.get(node)
-            if found is None:
-                found = _by_node[node] = cls(node)
-            return found
+        return _by_node.get(node, cls)
 
     def session(self, info: dict[str, Any], service: str) -> Session:
         key = (info["location"], info["incarnation"], service)

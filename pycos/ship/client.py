@@ -4,11 +4,11 @@ Owns ``send_module`` (``ShippedModule``), ``function`` (``ShippedFunction``, an 
 callable: ``rt = yield f(*args)`` gives the ``RemoteTask`` running it there), ``run`` (ship
 once, call, wait, value), ``execute`` (text run with ``code.InteractiveConsole`` semantics in a
 namespace of this client there), ``remote`` (the decorator, DsageNg's ``@sageRemoteValue``:
-``yield fn.run_on(loc, ...)``) and ``call_op``, the generator the cluster uses. Every
-networked call is *yield or block*. Source is sent once per node incarnation: later calls name
-the module by its hash, and a host that lost it (``ModuleMissing``) gets it again. A node that
-did not opt in answers with ``CodeRefused``. Imports the standard library, ``pycos.core``,
-``pycos.errors``, ``pycos.net`` and its package.
+``yield fn.run_on(loc, ...)``) and ``call_op`` and ``shipping_request``, the generators the
+cluster uses. Every networked call is *yield or block*. Source is sent once per node
+incarnation: later calls name the module by its hash, and a host that lost it
+(``ModuleMissing``) gets it again. A node that did not opt in answers with ``CodeRefused``.
+Imports the standard library, ``pycos.core``, ``pycos.errors``, ``pycos.net`` and its package.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from .errors import CodeRefused, ModuleMissing
 from .source import ModuleSource, check_function, minimal_module, module_of_source, unwrap
 
 __all__ = ["send_module", "function", "run", "execute", "remote", "ShippedModule",
-           "ShippedFunction", "RemoteFunction", "call_op", "load_op", "node_for"]
+           "ShippedFunction", "RemoteFunction", "call_op", "load_op", "node_for",
+           "shipping_request"]
 
 #: (peer incarnation, sha) this process has shipped (bounded; the oldest forgotten first).
 _KNOWN_LIMIT = 8192
@@ -94,17 +95,16 @@ def load_op(node: Any, loc: Location, ms: ModuleSource,
     raise CodeRefused(f"{loc!r} did not take the module {ms.name!r}")
 
 
-def call_op(node: Any, loc: Location, ms: ModuleSource, fname: str, args: tuple[Any, ...],
-            kwargs: dict[str, Any], want_task: bool,
-            timeout: float | None) -> Generator[Any, Any, Any]:
-    """Call ``fname`` of ``ms`` on ``loc`` (shipping the source with the first call): its
-    value, or the Task running it there when ``want_task``."""
-    send = not _shipped(node, loc, ms.sha256)
+def shipping_request(node: Any, loc: Location, sha: str, kind: str, payload: Any,
+                     timeout: float | None = None) -> Generator[Any, Any, Any]:
+    """The value of a ``kind`` request to ``loc`` about the module ``sha``, with
+    ``payload(send)`` its payload: ``send`` is True when the module's source is to go with it
+    (when this process has not shipped it to that node's incarnation yet, and once more when
+    the node answers ``ModuleMissing``). Refusals come as ``refused`` makes them."""
+    send = not _shipped(node, loc, sha)
     for attempt in range(2):
-        payload = (ms.sha256, fname, tuple(args), dict(kwargs), ms.source if send else None,
-                   ms.name, want_task)
         try:
-            value = yield node.request(loc, wire.CALL, payload, timeout)
+            value = yield node.request(loc, kind, payload(send), timeout)
         except ModuleMissing:
             if attempt or send:
                 raise
@@ -113,9 +113,21 @@ def call_op(node: Any, loc: Location, ms: ModuleSource, fname: str, args: tuple[
         except RemoteRequestFailed as exc:
             raise refused(exc, loc) from None
         if send:
-            _remember(node, loc, ms.sha256)
+            _remember(node, loc, sha)
         return value
     return None
+
+
+def call_op(node: Any, loc: Location, ms: ModuleSource, fname: str, args: tuple[Any, ...],
+            kwargs: dict[str, Any], want_task: bool,
+            timeout: float | None) -> Generator[Any, Any, Any]:
+    """Call ``fname`` of ``ms`` on ``loc`` (shipping the source with the first call): its
+    value, or the Task running it there when ``want_task``."""
+    def payload(send: bool) -> tuple[Any, ...]:
+        return (ms.sha256, fname, tuple(args), dict(kwargs), ms.source if send else None,
+                ms.name, want_task)
+
+    return (yield from shipping_request(node, loc, ms.sha256, wire.CALL, payload, timeout))
 
 
 class ShippedModule:

@@ -29,8 +29,8 @@ from ..net.pending import Pending
 from ..net.requests import RemoteRequestFailed
 from . import wire
 from .chunks import ChunkPlan
-from .client import call_op, load_op, node_for, refused
-from .errors import CodeRefused, ModuleMissing, ShipError
+from .client import call_op, load_op, node_for, refused, shipping_request
+from .errors import CodeRefused, ShipError
 from .jobs import Job, wait_any_order
 from .source import minimal_module
 
@@ -268,25 +268,9 @@ class Cluster:
             driver.send(("ok", worker, cid, value))
 
     def _map_request(self, loc: Location, ms: Any, items: list[Any]) -> Any:
-        from .client import _remember, _shipped
-
-        node = self.node
-        send = not _shipped(node, loc, ms.sha256)
-        for attempt in range(2):
-            payload = (ms.sha256, ms.function, items, ms.source if send else None, ms.name)
-            try:
-                value = yield node.request(loc, wire.MAP, payload)
-            except ModuleMissing:
-                if attempt or send:
-                    raise
-                send = True
-                continue
-            except RemoteRequestFailed as exc:
-                raise refused(exc, loc) from None
-            if send:
-                _remember(node, loc, ms.sha256)
-            return value
-        return None
+        return (yield from shipping_request(
+            self.node, loc, ms.sha256, wire.MAP,
+            lambda send: (ms.sha256, ms.function, items, ms.source if send else None, ms.name)))
 
     # ------------------------------------------------------------------ jobs
     def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Job:

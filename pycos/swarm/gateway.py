@@ -20,6 +20,7 @@ from typing import Any
 
 from ..core.blocking import in_task
 from ..errors import AccessDenied, ContextError
+from ..net.config import node_names
 from ..net.limits import RateLog, escape
 from .exports import MAX_ENTRIES, Exports
 from .handler import Handler
@@ -96,12 +97,7 @@ class Gateway:
                              ("io_timeout", io_timeout)):
             _number(value, label, 0.001, 1e9)
         _number(max_entries, "max_entries", 1, MAX_ENTRIES, True)
-        if allow_from is not None:
-            if isinstance(allow_from, str | bytes):
-                raise TypeError("allow_from is a list of node names, not one string")
-            allow_from = frozenset(allow_from)
-            if not all(isinstance(n, str) for n in allow_from):
-                raise TypeError("allow_from holds node names (str)")
+        allow_from = node_names(allow_from)
         self.exports = Exports(exports)
         self.name = name
         self.pool = Pool(pool_size)

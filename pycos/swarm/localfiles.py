@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import secrets
 import stat
 import threading
 import time
@@ -30,7 +29,7 @@ from ..net.files.paths import (
     sandbox_root,
     split_dir,
 )
-from ..net.files.receive import received_mode
+from ..net.files.receive import TEMP_PREFIX, TEMP_SUFFIX, open_temp, received_mode, same_mtime
 from ._protocol import FileMeta
 from .errors import TransferError
 from .exports import split_relpath
@@ -39,8 +38,6 @@ __all__ = ["Landing", "Incoming", "SEND", "SAME", "EXISTS", "TEMP_PREFIX", "TEMP
            "same_file"]
 
 SEND, SAME, EXISTS = "send", "same", "exists"
-TEMP_PREFIX, TEMP_SUFFIX = ".pycos-", ".part"
-_COARSEST_NS = 2_000_000_000
 
 _temps_lock = threading.Lock()
 _temps: set[str] = set()
@@ -60,23 +57,10 @@ def _remove_temps() -> None:
 atexit.register(_remove_temps)
 
 
-def _same_mtime(kept: int, offered: int) -> bool:
-    """``kept`` is ``offered`` as this file system stores it (exactly, or truncated to its
-    clock, up to two seconds)."""
-    if kept == offered:
-        return True
-    step = 10
-    while step <= _COARSEST_NS and kept % step == 0:
-        if offered - offered % step == kept:
-            return True
-        step *= 10 if step < 1_000_000_000 else 2
-    return False
-
-
 def same_file(st: os.stat_result, meta: FileMeta) -> bool:
     """True when ``st`` (a regular file) has ``meta``'s size and mtime."""
     return (stat.S_ISREG(st.st_mode) and st.st_size == meta.size
-            and _same_mtime(st.st_mtime_ns, meta.mtime_ns))
+            and same_mtime(st.st_mtime_ns, meta.mtime_ns))
 
 
 class Landing:
@@ -174,19 +158,13 @@ class Incoming:
         self.target = target
         self.made = made
         self.written = 0
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | \
-            getattr(os, "O_CLOEXEC", 0)
-        for _ in range(8):
-            path = os.path.join(real_dir, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
-            try:
-                self.fd = os.open(path, flags, 0o600)
-            except FileExistsError:
-                continue
-            self.temp: str | None = path
-            with _temps_lock:
-                _temps.add(path)
-            return
-        raise TransferError("cannot create a temporary file in the target directory")
+        opened = open_temp(real_dir)
+        if opened is None:
+            raise TransferError("cannot create a temporary file in the target directory")
+        self.fd, path = opened
+        self.temp: str | None = path
+        with _temps_lock:
+            _temps.add(path)
 
     def write(self, data: Any) -> None:
         """Append ``data`` (never past the announced size)."""

@@ -16,11 +16,11 @@ import logging
 import secrets
 import threading
 import time
-import weakref
 from typing import Any
 
 from ..errors import AccessDenied
 from ..net.limits import escape
+from ..net.node import PerNode
 from .errors import PoolFull
 from .wire import Wire
 
@@ -34,8 +34,7 @@ TICKET, RELEASE = "swarm.ticket", "swarm.release"
 #: Seconds a ticket may wait for its connection.
 TICKET_LIFETIME = 10.0
 
-_lock = threading.Lock()
-_by_node: weakref.WeakKeyDictionary[Any, NodeGateways] = weakref.WeakKeyDictionary()
+_by_node: PerNode[NodeGateways] = PerNode()
 
 
 class Pool:
@@ -107,11 +106,7 @@ class NodeGateways:
     @classmethod
     def of(cls, node: Any) -> NodeGateways:
         """The gateways of ``node``, installed on first use (any thread)."""
-        with _lock:
-            found = _by_node.get(node)
-            if found is None:
-                found = _by_node[node] = cls(node)
-            return found
+        return _by_node.get(node, cls)
 
     def add(self, gateway: Any) -> None:
         with self.lock:
@@ -181,8 +176,7 @@ class NodeGateways:
 
 def local_registry(location: Any) -> NodeGateways | None:
     """The gateways of a node of this process at ``location`` (None if there is none)."""
-    with _lock:
-        for node, registry in list(_by_node.items()):
-            if node.location == location and not node.stopping:
-                return registry
+    for node, registry in _by_node.items():
+        if node.location == location and not node.stopping:
+            return registry
     return None

@@ -22,9 +22,7 @@ import os
 import queue
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import ChildProc, next_matching, started_by
 
 from pycos.proto import (
     NEED_DATA,
@@ -63,20 +62,16 @@ def _restore_default_scheduler_class() -> Iterator[None]:
     CorePycos._default_class = saved
 
 
-class NodeProc:
+class NodeProc(ChildProc):
     """A node process: ``call`` sends a command and returns its reply; ``events`` holds the
     peer-status events it printed."""
 
     def __init__(self, argv: list[str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, env=env, text=True, bufsize=1)
+        super().__init__(argv, log_path, env=dict(os.environ, PYTHONUNBUFFERED="1"), bufsize=1)
         self.replies: queue.Queue[Any] = queue.Queue()
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._ready: queue.Queue[list[Any]] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.read_lines()
         try:
             addr, port, name = self._ready.get(timeout=START_TIMEOUT)
         except queue.Empty:
@@ -107,9 +102,7 @@ class NodeProc:
 
     def call(self, *cmd: Any, timeout: float = CALL_TIMEOUT) -> Any:
         """Send one command and return its reply."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(list(cmd)) + "\n")
-        self.proc.stdin.flush()
+        self.send(*cmd)
         try:
             return self.replies.get(timeout=timeout)
         except queue.Empty:
@@ -119,58 +112,26 @@ class NodeProc:
     def wait_event(self, status: str, name: str | None = None,
                    timeout: float = 10.0) -> dict[str, Any]:
         """The next peer-status event with this status (and peer name)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no {status} event for {name} within {timeout} s; "
-                                     f"log:\n{self.log()}")
-            try:
-                ev = self.events.get(timeout=left)
-            except queue.Empty:
-                continue
-            if ev["status"] == status and (name is None or ev["name"] == name):
-                return ev
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
+        return next_matching(
+            self.events, lambda ev: ev["status"] == status and (name is None or ev["name"] == name),
+            timeout, lambda: f"no {status} event for {name} within {timeout} s; log:\n"
+                             f"{self.log()}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         os.kill(self.proc.pid, sig)
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
-        self._log.close()
+    def stop(self, terminate: bool = True) -> None:
+        """Terminate the process (SIGKILL after 5 s), reap it, close its pipes and log."""
+        super().stop(terminate)
 
 
 @pytest.fixture
 def node_procs(tmp_path: Path) -> Iterator[Callable[..., NodeProc]]:
-    procs: list[NodeProc] = []
+    def make(n: int, *options: Any, prefix: tuple[str, ...] = ()) -> NodeProc:
+        return NodeProc([*prefix, sys.executable, str(NODE_PROC), *map(str, options)],
+                        tmp_path / f"node{n}.log")
 
-    def start(*options: Any, prefix: tuple[str, ...] = ()) -> NodeProc:
-        argv = [*prefix, sys.executable, str(NODE_PROC), *map(str, options)]
-        proc = NodeProc(argv, tmp_path / f"node{len(procs)}.log")
-        procs.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in procs:
-            proc.stop()
+    yield from started_by(make)
 
 
 @pytest.fixture
@@ -230,17 +191,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 def next_status(node: Any, status: int, name: str | None = None,
                 timeout: float = 10.0) -> tuple[float, Any]:
     """(arrival time, PeerStatus) of the next status message with ``status`` (and name)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"no status {status} for {name} within {timeout} s")
-        try:
-            t, msg = node.events.get(timeout=left)
-        except queue.Empty:
-            continue
-        if msg.status == status and (name is None or msg.name == name):
-            return t, msg
+    return next_matching(
+        node.events, lambda ev: ev[1].status == status and (name is None or ev[1].name == name),
+        timeout, lambda: f"no status {status} for {name} within {timeout} s")
 
 
 # ---------------------------------------------------------------------- a raw protocol client

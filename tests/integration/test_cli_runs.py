@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import ChildProc, next_matching, started_by
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SECRET = "cli secret 7f3a"
@@ -61,19 +62,15 @@ def run_json(*args: Any, cwd: Path, expect: int = 0, env: dict[str, str] | None 
     return doc
 
 
-class CliNode:
+class CliNode(ChildProc):
     """``python -m pycos node --json ...`` in a process of its own; its JSON events are
     collected by a thread."""
 
     def __init__(self, args: list[Any], cwd: Path, log: Path) -> None:
-        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.log_path = log
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pycos", "node", "--json", *map(str, args)], cwd=cwd,
-            env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            text=True, bufsize=1)
+        super().__init__([sys.executable, "-m", "pycos", "node", "--json", *map(str, args)],
+                         log, env=_env(), cwd=cwd, bufsize=1)
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.read_lines()
         ready = self.wait_event("ready", timeout=15)
         self.name: str = ready["name"]
         self.location: str = ready["location"]
@@ -87,51 +84,17 @@ class CliNode:
             except ValueError:
                 self.events.put({"event": "garbage", "line": line})
 
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
     def wait_event(self, kind: str, timeout: float = 10.0, **match: Any) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no {kind} event {match} within {timeout} s; log:\n"
-                                     f"{self.log()}")
-            try:
-                ev = self.events.get(timeout=left)
-            except queue.Empty:
-                continue
-            if ev.get("event") == kind and all(ev.get(k) == v for k, v in match.items()):
-                return ev
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
-        self._log.close()
+        return next_matching(
+            self.events,
+            lambda ev: ev.get("event") == kind and all(ev.get(k) == v for k, v in match.items()),
+            timeout, lambda: f"no {kind} event {match} within {timeout} s; log:\n{self.log()}")
 
 
 @pytest.fixture
 def cli_nodes(tmp_path: Path) -> Iterator[Callable[..., CliNode]]:
-    made: list[CliNode] = []
-
-    def start(*args: Any) -> CliNode:
-        node = CliNode(list(args), tmp_path, tmp_path / f"cli-node{len(made)}.log")
-        made.append(node)
-        return node
-
-    try:
-        yield start
-    finally:
-        for node in made:
-            node.stop()
+    yield from started_by(
+        lambda n, *args: CliNode(list(args), tmp_path, tmp_path / f"cli-node{n}.log"))
 
 
 @pytest.fixture

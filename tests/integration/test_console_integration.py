@@ -13,12 +13,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_ship_integration import HostProc
+from test_ship_integration import HostProc, host_procs
 
 from pycos.console import ConsoleError, ConsoleRefused, connect
 from pycos.console import _protocol as p
@@ -28,17 +29,8 @@ SECRET = "console-test-secret"
 
 
 @pytest.fixture
-def hosts(tmp_path: Path):  # type: ignore[no-untyped-def]
-    made: list[HostProc] = []
-
-    def start(*args: str) -> HostProc:
-        proc = HostProc(["--secret", SECRET, *args], tmp_path / f"host{len(made)}.log")
-        made.append(proc)
-        return proc
-
-    yield start
-    for proc in made:
-        proc.stop()
+def hosts(tmp_path: Path) -> Iterator[Callable[..., HostProc]]:
+    yield from host_procs(tmp_path, SECRET)
 
 
 def tls_args(certs) -> list[str]:  # type: ignore[no-untyped-def]

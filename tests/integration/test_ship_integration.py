@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
-import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import ChildProc, started_by
 
 from pycos.errors import SerializationError
 from pycos.net.location import Location
@@ -27,15 +27,11 @@ HOST = Path(__file__).resolve().parent / "test_ship_host.py"
 SECRET = "ship-test-secret"
 
 
-class HostProc:
+class HostProc(ChildProc):
     def __init__(self, args: list[str], log: Path) -> None:
-        self.log_path = log
-        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, str(HOST), *args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self._log, text=True,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        super().__init__([sys.executable, str(HOST), *args], log,
+                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        self.read_lines()
         self.refused = None
         while True:
             line = self.next_line(15)
@@ -45,16 +41,11 @@ class HostProc:
                 self.port = int(line.split()[1])
                 break
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
     def next_line(self, timeout: float) -> str:
-        try:
-            return self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"no line from the host; its log:\n{self.log()}") from None
+        line = self.line_within(timeout)
+        if line is None:
+            raise AssertionError(f"no line from the host; its log:\n{self.log()}")
+        return line
 
     @property
     def location(self) -> Location:
@@ -66,35 +57,18 @@ class HostProc:
         self.proc.stdin.flush()
         return json.loads(self.next_line(10))  # type: ignore[no-any-return]
 
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-        self._log.close()
+def host_procs(tmp_path: Path, secret: str) -> Iterator[Callable[..., HostProc]]:
+    """A fixture's body: ``start(*args, secret=secret)`` starts a host."""
+    def make(n: int, *args: str, secret: str = secret) -> HostProc:
+        return HostProc(["--secret", secret, *args], tmp_path / f"host{n}.log")
+
+    return started_by(make)
 
 
 @pytest.fixture
-def hosts(tmp_path: Path):  # type: ignore[no-untyped-def]
-    made: list[HostProc] = []
-
-    def start(*args: str, secret: str = SECRET) -> HostProc:
-        proc = HostProc(["--secret", secret, *args], tmp_path / f"host{len(made)}.log")
-        made.append(proc)
-        return proc
-
-    yield start
-    for proc in made:
-        proc.stop()
+def hosts(tmp_path: Path) -> Iterator[Callable[..., HostProc]]:
+    yield from host_procs(tmp_path, SECRET)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import ChildProc
 
 HERE = Path(__file__).resolve()
 START_TIMEOUT = 20.0
@@ -123,17 +124,14 @@ def controller_main(argv: list[str]) -> None:
 
 
 # ---------------------------------------------------------------------- the tests' side
-class GatewayProc:
+class GatewayProc(ChildProc):
     """A gateway process (``ready`` waited for, with a bound); ``stop()`` always kills it."""
 
     def __init__(self, tmp: Path, secret: str, *options: str) -> None:
         self.dest = tmp / "gw-dest"
-        self.log_path = tmp / f"gateway-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE), "gateway", "--secret", secret, "--dest",
-             str(self.dest), *options], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._log, text=True, bufsize=1, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        super().__init__([sys.executable, str(HERE), "gateway", "--secret", secret, "--dest",
+                          str(self.dest), *options], tmp / f"gateway-{time.monotonic_ns()}.log",
+                         env=dict(os.environ, PYTHONUNBUFFERED="1"), bufsize=1)
         line = _readline(self.proc, START_TIMEOUT)
         if not line.startswith("ready "):
             self.stop()
@@ -141,9 +139,7 @@ class GatewayProc:
         self.port, self.pid = json.loads(line.split(" ", 1)[1])
 
     def call(self, *cmd: Any, timeout: float = 10.0) -> Any:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(list(cmd)) + "\n")
-        self.proc.stdin.flush()
+        self.send(*cmd)
         line = _readline(self.proc, timeout)
         assert line.startswith("reply "), f"{line!r}\n{self.log()}"
         return json.loads(line.split(" ", 1)[1])
@@ -151,25 +147,9 @@ class GatewayProc:
     def stats(self) -> dict[str, int]:
         return dict(self.call("stats"))
 
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
     def kill(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-        self._log.close()
 
 
 def _readline(proc: subprocess.Popen[str], timeout: float) -> str:

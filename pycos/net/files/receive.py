@@ -69,7 +69,8 @@ from .paths import PathRefused, make_dirs, prune_dirs, resolve, sandbox_root
 
 __all__ = ["STREAM_KIND", "TransferError", "Frames", "stat_result", "receive", "incoming_slot",
            "set_timeo", "BUF_SIZE", "CHUNK", "DEFAULT_IDLE", "MAX_INCOMING", "MAX_PER_SOURCE",
-           "MAX_OUTGOING", "OUTGOING", "TEMP_PREFIX", "TEMP_SUFFIX", "LINUX", "received_mode"]
+           "MAX_OUTGOING", "OUTGOING", "TEMP_PREFIX", "TEMP_SUFFIX", "LINUX", "received_mode",
+           "same_mtime", "open_temp"]
 
 logger = logging.getLogger("pycos.net.files")
 
@@ -370,20 +371,28 @@ def _accept(node: Any, job: _Incoming) -> Answer | None:
     return None
 
 
-def _open_temp(job: _Incoming, real_dir: str) -> None:
+def open_temp(real_dir: str) -> tuple[int, str] | None:
+    """(fd, path) of a new temporary file of mode 0600 in ``real_dir`` (``O_EXCL``, never
+    through a link, a random name between ``TEMP_PREFIX`` and ``TEMP_SUFFIX``); None when
+    eight names were all taken."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(
         os, "O_CLOEXEC", 0)
     for _ in range(8):
         path = os.path.join(real_dir, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
         try:
-            job.fd = os.open(path, flags, 0o600)
+            return os.open(path, flags, 0o600), path
         except FileExistsError:
             continue
-        job.temp = path
-        with _ACTIVE.lock:
-            _ACTIVE.temps.add(path)
-        return
-    raise TransferError("cannot create a temporary file in the target directory")
+    return None
+
+
+def _open_temp(job: _Incoming, real_dir: str) -> None:
+    opened = open_temp(real_dir)
+    if opened is None:
+        raise TransferError("cannot create a temporary file in the target directory")
+    job.fd, job.temp = opened
+    with _ACTIVE.lock:
+        _ACTIVE.temps.add(job.temp)
 
 
 def _receive_bytes(job: _Incoming) -> None:

@@ -31,7 +31,7 @@ from ..hub import Hub
 from ..location import Location, location_from_address
 from ..pending import Pending
 from ..requests import RequestContext, RequestError
-from .refs import RemoteTask, check_ref, node_of
+from .refs import RemoteRef, RemoteTask, check_ref, node_of
 
 __all__ = ["RCI", "RPS", "RTI", "RemoteRCI", "EndSlot", "RCIREF", "install"]
 
@@ -216,7 +216,7 @@ class RCI:
                 self._monitors.remove(monitor)
 
 
-class RemoteRCI(RCI):
+class RemoteRCI(RemoteRef, RCI):
     """A reference to an RCI registered on another node (``isinstance(r, RCI)`` holds)."""
 
     __slots__ = ("_inc", "_loc", "_node")
@@ -225,24 +225,15 @@ class RemoteRCI(RCI):
     _loc: Location
     _node: Any
 
-    def __new__(cls, *args: Any) -> Any:
-        raise TypeError("RCI references come from RCI.locate and messages; they are not made "
-                        "by hand")
+    _MADE_BY = "RCI references come from RCI.locate and messages"
 
     @classmethod
     def _make(cls, name: str, inc: bytes, loc: Location, node: Any) -> RemoteRCI:
-        self: RemoteRCI = object.__new__(cls)
-        self._name = name
-        self._inc = inc
-        self._loc = loc
-        self._node = node
+        self: RemoteRCI = cls._new(name, inc, loc, node)
         self._fn = None
         self._monitors = []
         self._closed = False
         return self
-
-    def __init__(self, *args: Any) -> None:
-        """Nothing to do: references are made by ``_make``."""
 
     def __reduce__(self) -> Any:
         return (_w.o, (RCIREF, self._name, self._inc, self._loc.addr, self._loc.port))

@@ -1,12 +1,13 @@
 """References to tasks and channels of other nodes: ``RemoteTask`` and ``RemoteChannel``.
 
-Owns the two reference classes and how they travel. A local task or channel inside a message
-leaves as a reference (``o(TASKREF, name, id, incarnation, addr, port)``); a reference that
-comes back to the node that owns the task or channel is decoded as that very local object, so
-it compares equal and hashes alike (SPEC §4). Imports the standard library, ``pycos.core``,
-``pycos.channel``, ``pycos.errors``, ``pycos.proto`` and its own package; the operations are
-the router's (``pycos.net.remote.router``) of the node the reference was received on (or the
-scheduler's default node).
+Owns the two reference classes (and ``RemoteRef``, how every reference, ``RemoteRCI`` too, is
+made) and how they travel. A local task or channel inside a message leaves as a reference
+(``o(TASKREF, name, id, incarnation, addr, port)``); a reference that comes back to the node
+that owns the task or channel is decoded as that very local object, so it compares equal and
+hashes alike (SPEC §4). Imports the standard library, ``pycos.core``, ``pycos.channel``,
+``pycos.errors``, ``pycos.proto`` and its own package; the operations are the router's
+(``pycos.net.remote.router``) of the node the reference was received on (or the scheduler's
+default node).
 
 Invariants: a reference is equal to and hashed like another of the same (incarnation, id); it
 names one task of one *incarnation* of a node, so once that node is lost or restarted it never
@@ -29,8 +30,8 @@ from ..hub import Hub
 from ..location import location_from_address
 from ..pending import Pending
 
-__all__ = ["RemoteTask", "RemoteChannel", "TASKREF", "CHANNELREF", "check_ref", "node_of",
-           "done"]
+__all__ = ["RemoteRef", "RemoteTask", "RemoteChannel", "TASKREF", "CHANNELREF", "check_ref",
+           "node_of", "done"]
 
 TASKREF, CHANNELREF = 54, 55
 _O = _w.o
@@ -69,7 +70,32 @@ def done(value: Any) -> Pending:
     return pending
 
 
-class RemoteTask(Task):
+class RemoteRef:
+    """How a reference to another node's task, channel or RCI is made: never by calling its
+    class (a TypeError saying where references come from, ``_MADE_BY``), only by its
+    ``_make``, which starts from ``_new`` (name, incarnation, location and the node it was
+    received on). Listed first among a reference class's bases."""
+
+    __slots__ = ()
+    _MADE_BY = "references come from messages"
+
+    def __new__(cls, *args: Any) -> Any:
+        raise TypeError(f"{cls._MADE_BY}; they are not made by hand")
+
+    def __init__(self, *args: Any) -> None:
+        """Nothing to do: references are made by ``_make``."""
+
+    @classmethod
+    def _new(cls, name: str, inc: bytes, loc: Any, node: Any) -> Any:
+        self: Any = object.__new__(cls)
+        self._name = name
+        self._inc = inc
+        self._loc = loc
+        self._node = node
+        return self
+
+
+class RemoteTask(RemoteRef, Task):
     """A reference to a task on another node (``isinstance(ref, pycos.Task)`` holds).
 
     Obtained from ``Task.locate``, an RCI call, or any message or reply that carried a task.
@@ -87,24 +113,15 @@ class RemoteTask(Task):
     _node: Any
     _end: Any
 
-    def __new__(cls, *args: Any) -> Any:
-        raise TypeError("task references come from Task.locate, RCI calls and messages; they "
-                        "are not made by hand")
+    _MADE_BY = "task references come from Task.locate, RCI calls and messages"
 
     @classmethod
     def _make(cls, name: str, tid: int, inc: bytes, loc: Any, node: Any) -> RemoteTask:
-        self: RemoteTask = object.__new__(cls)
-        self._name = name
+        self: RemoteTask = cls._new(name, inc, loc, node)
         self._tid = tid
-        self._inc = inc
-        self._loc = loc
-        self._node = node
         self._end = None
         self._gen = None
         return self
-
-    def __init__(self, *args: Any) -> None:
-        """Nothing to do: references are made by ``_make``."""
 
     def __reduce__(self) -> Any:
         loc = self._loc
@@ -297,7 +314,7 @@ def _nothing() -> Generator[Any, Any, Any]:
     yield  # a generator function
 
 
-class RemoteChannel(Channel):
+class RemoteChannel(RemoteRef, Channel):
     """A reference to a channel on another node (``isinstance(ref, pycos.Channel)`` holds).
 
     Obtained from ``Channel.locate`` or from any message that carried a channel. Supports
@@ -314,24 +331,15 @@ class RemoteChannel(Channel):
     _loc: Any
     _node: Any
 
-    def __new__(cls, *args: Any) -> Any:
-        raise TypeError("channel references come from Channel.locate and messages; they are "
-                        "not made by hand")
+    _MADE_BY = "channel references come from Channel.locate and messages"
 
     @classmethod
     def _make(cls, name: str, cid: int, inc: bytes, loc: Any, node: Any) -> RemoteChannel:
-        self: RemoteChannel = object.__new__(cls)
-        self._name = name
+        self: RemoteChannel = cls._new(name, inc, loc, node)
         self._cid = cid
-        self._inc = inc
-        self._loc = loc
-        self._node = node
         self._closed = False
         self._subs = {}
         return self
-
-    def __init__(self, *args: Any) -> None:
-        """Nothing to do: references are made by ``_make``."""
 
     def __reduce__(self) -> Any:
         loc = self._loc
