@@ -14,11 +14,21 @@ from . import *  # noqa: F403 - this facade re-exports the whole local API
 from . import __all__ as _local_all
 from .core.scheduler import Pycos as _CorePycos
 from .net import Location, Node, PeerStatus, RemoteRequestFailed, RequestError
+from .net import scheduler as _scheduler
 from .net.remote.rci import RCI, RPS, RTI, RemoteRCI
 from .net.remote.refs import RemoteChannel, RemoteTask
 from .net.scheduler import Pycos  # type: ignore[assignment]
 
 _CorePycos._default_class = Pycos
+
+
+def _start_dashboard(node: Node, bind: str | bool) -> object:
+    from . import dashboard  # h11 only when a node asks for a dashboard
+
+    return dashboard.start(node, dashboard.DEFAULT_BIND if bind is True else bind)
+
+
+_scheduler.UPPER_OPTIONS["dashboard"] = _start_dashboard
 
 #: asyncoro's name of the node class.
 AsynCoro = Pycos  # type: ignore[misc]

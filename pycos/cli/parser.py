@@ -169,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="announce this node by UDP broadcast (off by default)")
     seen.add_argument("--hidden", action="store_true",
                       help="a hidden node: never announced, not listed to others")
+    p.add_argument("--dashboard", nargs="?", const="127.0.0.1:8765", default=None,
+                   metavar="HOST:PORT",
+                   help="serve a read-only web dashboard of the node (default address "
+                        "127.0.0.1:8765; needs pycos[dashboard]; any other address needs "
+                        "--tls, and the page's address with its token is printed)")
     _common(p, bind=False)
     p.add_argument("--json", action="store_true", help="write events as JSON lines")
 

@@ -5,7 +5,8 @@ secret from a file or the environment, as every command), writes ``ready NAME LO
 then one line per peer that comes online or goes offline (JSON lines with ``--json``), and
 stops cleanly — peers are told goodbye — on SIGINT, SIGTERM, or the end of its standard input
 when that is a pipe (its parent went away). It never reads a terminal and never prompts.
-Imports the standard library, ``pycos.core``, ``pycos.net`` and its own package.
+Imports the standard library, ``pycos.core``, ``pycos.net``, ``pycos.dashboard`` (with
+``--dashboard``) and its own package.
 """
 
 from __future__ import annotations
@@ -81,6 +82,15 @@ def cmd_node(args: argparse.Namespace, out: Output) -> int:
                          handshake_timeout=min(args.timeout, 30.0), **options)
         except (OSError, ValueError, TypeError) as exc:
             raise CliError(f"cannot start the node: {exc}", FAILURE) from None
+        dashboard = None
+        if args.dashboard is not None:
+            from .. import dashboard as web
+
+            try:
+                dashboard = web.start(node, args.dashboard)
+            except (ImportError, OSError, ValueError, TypeError) as exc:
+                node.terminate()
+                raise CliError(f"cannot start the dashboard: {exc}", FAILURE) from None
         stop = threading.Event()
         why: list[str] = []
 
@@ -94,9 +104,12 @@ def cmd_node(args: argparse.Namespace, out: Output) -> int:
             if out.json_mode:
                 out.event({"event": "ready", "name": node.name, "location": repr(node.location),
                            "addresses": node.addresses, "pid": os.getpid(),
-                           "dest_path": node.dest_path, "hidden": args.hidden})
+                           "dest_path": node.dest_path, "hidden": args.hidden,
+                           "dashboard": dashboard and dashboard.login_url})
             else:
                 out.line(f"ready {clean(node.name)} {node.location!r}")
+                if dashboard is not None:
+                    out.line(f"dashboard {dashboard.login_url}")
             if stdin_is_pipe():
                 threading.Thread(target=_watch_stdin, args=(stop, why), daemon=True,
                                  name="pycos-cli-stdin").start()

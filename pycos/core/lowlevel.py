@@ -305,3 +305,25 @@ def is_alive(task: Any) -> bool:
 
 __all__ += ["poller_of", "mailbox_size", "is_alive", "remove_monitor", "task_result",
             "add_monitor", "Handle"]
+
+
+# ---------------------------------------------------------------------- census
+def live_tasks(sched: Pycos) -> list[Any]:
+    """The tasks of ``sched`` that have not ended (any thread: a copy taken at once, which
+    may be a moment old when another thread reads it)."""
+    return list(sched._live)
+
+
+def task_waiting(task: Any) -> bool:
+    """True while ``task`` waits (for a message, a timer, I/O, ...) rather than being ready
+    to run (any thread; a reading of the moment)."""
+    return task._wait is not None
+
+
+def task_daemon(task: Any) -> bool:
+    """True when ``task`` is a daemon: the scheduler does not wait for it at exit (any
+    thread)."""
+    return bool(task._daemon)
+
+
+__all__ += ["live_tasks", "task_waiting", "task_daemon"]

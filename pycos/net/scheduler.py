@@ -9,7 +9,7 @@ Imports the standard library, ``pycos.core`` and its own package.
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from ..core.scheduler import Pycos as CorePycos
@@ -23,7 +23,12 @@ from .config import (
 from .location import Location
 from .node import Node
 
-__all__ = ["Pycos"]
+__all__ = ["Pycos", "UPPER_OPTIONS"]
+
+#: The constructor's options served by packages above this layer, by name: ``start(node,
+#: value)`` returns what the option started. The facade ``pycos.netpycos`` fills it
+#: (``dashboard``: ``pycos.dashboard``).
+UPPER_OPTIONS: dict[str, Callable[[Any, Any], Any]] = {}
 
 
 class Pycos(CorePycos):
@@ -72,6 +77,9 @@ class Pycos(CorePycos):
             abandons it (the receiver's own limit, whatever the sender says).
         latency_interval: seconds between the round-trip samples taken of every peer
             (``latency()``; times a random factor of 1 to 1.5); 0: none.
+        dashboard: ``"HOST:PORT"`` (or True: ``"127.0.0.1:8765"``): start a read-only web
+            dashboard of this node there (``pycos[dashboard]``; see ``pycos.dashboard.start``),
+            kept as ``self.dashboard``; it closes with the node. None (default): none.
         node, ext_ip_addr, dest_path_prefix: asyncoro's spellings of ``host``, ``ext_host``,
             ``dest_path``.
         notifier, socket_family: accepted for compatibility; no effect.
@@ -96,7 +104,9 @@ class Pycos(CorePycos):
                  file_idle: float = 30.0, latency_interval: float = 5.0,
                  node: str | None = None, ext_ip_addr: str | None = None,
                  dest_path_prefix: Any = None, notifier: Any = None, socket_family: Any = None,
-                 clock: Any = None) -> None:
+                 clock: Any = None, dashboard: Any = None) -> None:
+        if dashboard is not None and not isinstance(dashboard, str | bool):
+            raise TypeError(f"dashboard must be 'HOST:PORT', True or None, got {dashboard!r}")
         config = make_config(
             host, udp_port, tcp_port, ext_host, name, discover_peers, peers, secret, certfile,
             keyfile, cafile, dest_path, max_file_size, heartbeat_interval=heartbeat_interval,
@@ -109,11 +119,26 @@ class Pycos(CorePycos):
         super().__init__(clock=clock)
         try:
             self.node = Node(config=config, scheduler=self, default=True)
+            #: The node's web dashboard (``pycos.dashboard.Dashboard``), or None.
+            self.dashboard = self._start_dashboard(dashboard)
         except BaseException:
             # The scheduler is being created under the lock its own shutdown needs: stop it
             # from a thread of its own, which waits until this constructor has failed.
             threading.Thread(target=CorePycos.terminate, args=(self,), daemon=True,
                              name="pycos-failed-start").start()
+            raise
+
+    def _start_dashboard(self, bind: Any) -> Any:
+        if bind is None or bind is False:
+            return None
+        start = UPPER_OPTIONS.get("dashboard")
+        try:
+            if start is None:
+                raise RuntimeError("dashboard= is served by pycos.dashboard: create the node "
+                                   "as pycos.netpycos.Pycos (import pycos.netpycos)")
+            return start(self.node, bind)
+        except BaseException:
+            self.node.close()
             raise
 
     def __repr__(self) -> str:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ class CliNode(ChildProc):
                          log, env=_env(), cwd=cwd, bufsize=1)
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.read_lines()
-        ready = self.wait_event("ready", timeout=15)
+        self.ready = ready = self.wait_event("ready", timeout=15)
         self.name: str = ready["name"]
         self.location: str = ready["location"]
         self.dest_path = Path(ready["dest_path"])
@@ -203,6 +204,28 @@ def test_node_stops_when_its_stdin_closes(cli_nodes: Any, secret_file: Path) -> 
     a.proc.stdin.close()
     assert a.proc.wait(timeout=10) == 0
     assert "standard input" in a.wait_event("stopped")["why"]
+
+
+def test_node_with_a_dashboard(cli_nodes: Any, secret_file: Path) -> None:
+    pytest.importorskip("h11", reason="the dashboard needs h11: pip install 'pycos[dashboard]'")
+    a = cli_nodes("--secret-file", secret_file, "--name", "cli-dash", "--dashboard",
+                  "127.0.0.1:0")
+    url = a.ready["dashboard"]
+    assert url.startswith("http://127.0.0.1:") and "token" not in url  # loopback: no token
+    with urllib.request.urlopen(url + "api/v1/overview", timeout=10) as reply:
+        overview = json.load(reply)["overview"]
+    assert overview["name"] == "cli-dash" and overview["location"] == a.location
+    assert overview["secret_set"] is True and SECRET not in json.dumps(overview)
+    a.stop()
+    with pytest.raises(OSError):  # the dashboard stopped with its node
+        urllib.request.urlopen(url, timeout=5)
+
+
+def test_dashboard_elsewhere_needs_tls(tmp_path: Path) -> None:
+    pytest.importorskip("h11", reason="the dashboard needs h11: pip install 'pycos[dashboard]'")
+    result = pycos_cli("node", "--dashboard", "0.0.0.0:0", cwd=tmp_path, timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert "cannot start the dashboard" in result.stderr and "TLS" in result.stderr
 
 
 def test_send_files_with_every_result(cli_nodes: Any, secret_file: Path,
