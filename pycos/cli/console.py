@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", type=parse_target, metavar="NODE",
                    help="HOST:PORT of the node, unix:PATH of its console socket, or a node "
                         "name (with --peer)")
-    p.add_argument("-c", "--command", metavar="CELL",
+    p.add_argument("-c", "--command", dest="cell", metavar="CELL",
                    help="run this cell, print its output and value, and exit")
     p.add_argument("--peer", type=parse_node, action="append", default=[], metavar="HOST:PORT",
                    help="a node to ask for a NODE given by name (repeatable)")
@@ -108,8 +108,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
                            f"{clean(exc, 200)}", UNREACHABLE) from None
         except PycosError as exc:
             raise CliError(clean(exc, 300), FAILURE) from None
-        if args.command is not None:
-            return _one_cell(client, args.command, out)
+        if args.cell is not None:
+            return _one_cell(client, args.cell, out)
         history = None if args.no_history else args.history
         if history:
             history = os.path.expanduser(history)

@@ -73,6 +73,40 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
                     "collatz(27) = 111", "gathered: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"],
         "anywhere": [],
     },
+    "console_session.py": {
+        "ordered": [
+            "node: console-node at 127.0.0.1:",
+            "server: console on unix:/",
+            "alice: session ",
+            "bob: session ",
+            "server: 2 sessions, from ['unix uid ",
+            "alice: node.name -> 'console-node'",
+            "alice: x = 41 ... -> 42",
+            "alice: shared.m['plan'] = 'ship it' -> ok",
+            "bob: shared.m['plan'] -> 'ship it'",
+            "bob: shared.m['plan'] += ' on friday' -> ok",
+            "alice: shared.m['plan'] -> 'ship it on friday'",
+            "bob: x -> error: NameError: name 'x' is not defined",
+            "bob: print('hello from bob') -> printed 'hello from bob\\n'",
+            "bob: complete('shared.m.ke') -> ['shared.m.keys(']",
+            "bob: complete('sha') -> ['shared']",
+            "alice: complete('x.bit_l') -> ['x.bit_length(",
+            "bob: complete('x.bit_l') -> []",
+            "alice: while True loop, interrupt() after 0.3 s -> interrupted (KeyboardInterrupt)",
+            "alice: n > 0 -> True",
+            "bob: while True loop, Ctrl-C after 0.2 s -> interrupted (KeyboardInterrupt)",
+            "bob: n > 0 -> True",
+            "alice: sorted(shared.m) -> ['plan']",
+            "server: 2 sessions open, 13 cells run, 0 refusals",
+            "sessions: closed (alice: True, bob: True)",
+            "server: 0 sessions open after the clients left",
+            "server: shared.m kept for the next users: {'plan': 'ship it on friday'}",
+            "server: stopped, socket removed: True",
+            "node: terminated",
+            "console_session finished",
+        ],
+        "anywhere": [],
+    },
     "swarm_backup.py": {
         "ordered": ["controller: ping -> 'Hello there..'", "controller: mount usage:",
                     "controller: stream aborted after", "controller: the gateway exited with 0"],
@@ -220,6 +254,6 @@ def test_net_example(name: str, tmp_path: Path) -> None:
 def test_every_net_example_is_tested() -> None:
     net = {"demo.py", "remote_task_client_server.py", "remote_channel.py", "rci_monitor.py",
            "chat_channel.py", "secret_service.py", "remote_numpy.py", "scatter_gather.py",
-           "swarm_backup.py"}
+           "swarm_backup.py", "console_session.py"}
     assert net == set(EXPECTED)
     assert all((EXAMPLES / name).is_file() for name in net)

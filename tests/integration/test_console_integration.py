@@ -155,20 +155,29 @@ def _wait_screen(session: str, text: str, timeout: float = 10.0) -> str:
         time.sleep(0.1)
 
 
+def test_one_cell_from_the_command_line(hosts, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "c" / "console.sock"
+    hosts("--console-unix", str(path))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", "pycos", "console", f"unix:{path}", "-c",
+                          "shared.m['n'] = 6 * 7\nshared.m['n']"], capture_output=True,
+                         text=True, timeout=30, env=env, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0 and "42" in out.stdout, out.stdout + out.stderr
+    out = subprocess.run([sys.executable, "-m", "pycos", "console", f"unix:{path}", "-c",
+                          "1 / 0"], capture_output=True, text=True, timeout=30, env=env,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode != 0 and "ZeroDivisionError" in out.stdout + out.stderr
+
+
 def test_the_interactive_console_in_a_real_terminal(hosts, tmp_path) -> None:  # type: ignore[no-untyped-def]
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed (apt-get install tmux)")
     path = tmp_path / "t" / "console.sock"
     hosts("--console-unix", str(path))
     history = tmp_path / "history"
-    launcher = tmp_path / "console_cli.py"
-    launcher.write_text(
-        f"import argparse, sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-        "from pycos.cli import console\nfrom pycos.cli.output import Output\n"
-        "parser = argparse.ArgumentParser()\nconsole.add_arguments(parser)\n"
-        "sys.exit(console.run(parser.parse_args(sys.argv[1:]), Output()))\n")
     session = f"pycos-console-{os.getpid()}"
-    command = f"{sys.executable} {launcher} unix:{path} --history {history}; sleep 30"
+    command = (f"PYTHONPATH={ROOT} {sys.executable} -m pycos console unix:{path} "
+               f"--history {history}; sleep 30")  # the command line itself, as a user types it
     _tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", command)
     try:
         _wait_screen(session, ">>>")
