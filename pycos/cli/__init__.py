@@ -2,11 +2,14 @@
 
 Owns ``main(argv)``: parse the command line (``parser``), run one command — ``node``
 (``runnode``), ``peers``, ``ping``, ``version`` (``queries``), ``send`` (``send``, with the bars
-of ``progress``) or ``diag`` (``diag``) — through a hidden, ephemeral node of its own
-(``session``), with the secret from a private file or the environment (``secret``), and turn
-every failure into a message and an exit status (``status``); ``output`` is the only module
-that writes. Imports the standard library, ``pycos.core``, ``pycos.errors``, ``pycos.net``,
-``pycos.proto`` and its own modules (never the ``pycos.netpycos`` facade).
+of ``progress``), ``diag`` (``diag``), ``graph``, ``console``, or ``fetch`` and ``put``
+(``fetch``, ``put`` and what they share, ``transfer``: swarm file transfers with a gateway) —
+through a hidden, ephemeral node of its own (``session``), with the secret from a private file
+or the environment (``secret``), and turn every failure into a message and an exit status
+(``status``); ``output`` is the only module that writes. Imports the standard library,
+``pycos.core``, ``pycos.errors``, ``pycos.net``, ``pycos.proto``, the packages built on the
+node (``pycos.topics``, ``pycos.console``, ``pycos.swarm``: only when their command runs) and
+its own modules (never the ``pycos.netpycos`` facade).
 """
 
 from __future__ import annotations

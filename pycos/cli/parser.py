@@ -1,10 +1,11 @@
 """The command line's grammar: ``python -m pycos COMMAND ...`` (argparse).
 
 Owns ``build_parser`` (the subcommands ``node``, ``peers``, ``ping``, ``send``, ``diag`` and
-``version``, with the options they share: the secret, TLS, the address the command's own node
-binds, timeouts, ``--json`` and ``-v``) and ``parse_node`` (``HOST:PORT`` or ``[V6]:PORT`` to a
-``Location``). Usage errors end the process with status 2, argparse's own. Imports the
-standard library, ``pycos.net`` and its own package.
+``version``, and those of the modules in ``PACKAGE_COMMANDS``, with the options they share:
+the secret, TLS, the address the command's own node binds, timeouts, ``--json`` and ``-v``)
+and ``parse_node`` (``HOST:PORT`` or ``[V6]:PORT`` to a ``Location``). Usage errors end the
+process with status 2, argparse's own. Imports the standard library, ``pycos.net`` and its own
+package.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ DEFAULT_TIMEOUT = 5.0
 #: The address the command's own node binds: this machine only.
 DEFAULT_BIND = "127.0.0.1"
 #: Commands that live in a module of their own (``HELP``, ``add_arguments(parser)``,
-#: ``run(args, out)``), for the packages built on the node: ``graph`` (pycos.topics) and
-#: ``console`` (pycos.console).
-PACKAGE_COMMANDS = ("graph", "console")
+#: ``run(args, out)``), for the packages built on the node: ``graph`` (pycos.topics),
+#: ``console`` (pycos.console), ``fetch`` and ``put`` (pycos.swarm).
+PACKAGE_COMMANDS = ("graph", "console", "fetch", "put")
 
 EPILOG = f"""\
 exit status: 0 success, 1 failure, 2 usage, 3 unreachable or timeout, 4 authentication
@@ -138,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pycos", epilog=EPILOG, formatter_class=_Formatter,
         description="Operate pycos nodes: run one, list a node's peers, ping it, send it "
-                    "files, diagnose the network.")
+                    "files,\nfetch files from a gateway and put files there, diagnose the "
+                    "network.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     sub_add = sub.add_parser
 

@@ -1,12 +1,13 @@
-"""Progress bars of ``python -m pycos send``.
+"""Progress bars of ``python -m pycos send``, ``fetch`` and ``put``.
 
 Owns ``make_progress``: tqdm's bar when tqdm is installed, otherwise a built-in one (``Bar``)
 drawn only when the stream is a terminal, or none (``--quiet``, ``--progress none``, or not a
-terminal). Either is fed ``update(sent, total)`` from the node's scheduler thread as the data
-goes out and closed from the main thread. The built-in bar redraws at most ten times a second
-(and always at the end), its bar in ASCII, with ``\\r`` and no other control sequence; a name
-too long for the terminal is shortened (ending in ``~``). Imports the standard library and its
-own package.
+terminal). Either is fed ``update(sent, total)`` from the node's scheduler thread (``send``) or
+from a swarm's transfer threads (``fetch``, ``put``: through ``FileProgress``, which also
+counts the files in the bar's label) and closed from the main thread. The built-in bar redraws
+at most ten times a second (and always at the end), its bar in ASCII, with ``\\r`` and no
+other control sequence; a name too long for the terminal is shortened (ending in ``~``).
+Imports the standard library and its own package.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ from typing import Any, Protocol, TextIO
 
 from .output import clean, format_bytes
 
-__all__ = ["Progress", "Bar", "NoBar", "TqdmBar", "make_progress", "CHOICES"]
+__all__ = ["Progress", "Bar", "NoBar", "TqdmBar", "FileProgress", "make_progress", "CHOICES"]
 
 #: Values of ``--progress``.
 CHOICES = ("auto", "tqdm", "builtin", "none")
 
 
 class Progress(Protocol):
-    """What ``send`` feeds: ``update`` with the bytes sent so far, then ``close``."""
+    """What ``send`` feeds: ``update`` with the bytes sent so far, then ``close``;
+    ``describe`` changes the label (``fetch`` and ``put`` count files in it)."""
 
     def update(self, sent: int, total: int) -> None: ...
+
+    def describe(self, label: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -38,6 +42,9 @@ class NoBar:
     """No bar at all."""
 
     def update(self, sent: int, total: int) -> None:
+        pass
+
+    def describe(self, label: str) -> None:
         pass
 
     def close(self) -> None:
@@ -109,6 +116,11 @@ class Bar:
                 return
             self._draw(now)
 
+    def describe(self, label: str) -> None:
+        """Show ``label`` from the next redraw on (any thread)."""
+        with self._lock:
+            self.label = clean(label, 200)
+
     def _draw(self, now: float) -> None:
         self._drawn_at = now
         self.draws += 1
@@ -135,17 +147,52 @@ class TqdmBar:
                          unit_divisor=1024, file=stream, disable=None, leave=True,
                          dynamic_ncols=True)
         self._last = 0
+        self._total = total
         self._lock = threading.Lock()
 
     def update(self, sent: int, total: int) -> None:
         with self._lock:
+            if total and total != self._total:  # known only once a listing came
+                self._total = total
+                self._bar.total = total
+                refresh = getattr(self._bar, "refresh", None)
+                if refresh is not None:
+                    refresh()
             if sent > self._last:
                 self._bar.update(sent - self._last)
                 self._last = sent
 
+    def describe(self, label: str) -> None:
+        with self._lock:
+            self._bar.set_description_str(clean(label, 40), refresh=False)
+
     def close(self) -> None:
         with self._lock:
             self._bar.close()
+
+
+class FileProgress:
+    """The ``progress`` callable of a swarm transfer (``get_files`` / ``put_files``), called
+    from its transfer threads with ``(done_files, total_files, done_bytes, total_bytes)``
+    after each file: the bar shows the bytes, its label ``LABEL DONE/TOTAL`` the files.
+    ``last`` keeps the latest four counts (zeros until the first file is done).
+
+    Args:
+        bar: the bar to feed (``make_progress``).
+        label: what is transferred (a folder's name), shortened by the bar to fit.
+    """
+
+    def __init__(self, bar: Progress, label: str) -> None:
+        self.bar = bar
+        self.label = label
+        self.last = (0, 0, 0, 0)
+        self._lock = threading.Lock()
+
+    def __call__(self, files: int, total_files: int, nbytes: int, total_bytes: int) -> None:
+        with self._lock:
+            self.last = (files, total_files, nbytes, total_bytes)
+            self.bar.describe(f"{self.label} {files}/{total_files}")
+            self.bar.update(nbytes, total_bytes)
 
 
 def _tqdm() -> Any:

@@ -112,6 +112,26 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
                     "controller: stream aborted after", "controller: the gateway exited with 0"],
         "anywhere": ["gateway: closed by the controller"],
     },
+    "sensor_stream.py": {
+        "ordered": [
+            "controller: ping -> 'Hello there..'",
+            "controller: 200 cm ahead: go at 100 cm/s (the sink has applied 1 command)",
+            "controller: obstacle at ",
+            "controller: proximity stream ended after ",
+            "controller: speed stream aborted after ",
+            "controller: the car stopped ",
+            "controller: the gateway exited with 0",
+        ],
+        "anywhere": [
+            "  proximity #10: ",
+            "  speed #5: ",
+            "gateway: steering: go at 100 cm/s",
+            "gateway: steering: brake",
+            "gateway: proximity sensor: the car stands still ",
+            "gateway: speed sensor stopped (its stream was closed)",
+            "gateway: closed by the controller",
+        ],
+    },
     "remote_task_client_server.py": {
         "ordered": [
             "client: located 'square_server' on node 'server' (remote: True)",
@@ -194,6 +214,7 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
 #: Lines that must never appear (they would mean a wrong behaviour).
 UNEXPECTED: dict[str, list[str]] = {
     "secret_service.py": ["intruder: 'hello'"],
+    "sensor_stream.py": ["controller: speed eos_callback called"],
 }
 
 
@@ -254,6 +275,6 @@ def test_net_example(name: str, tmp_path: Path) -> None:
 def test_every_net_example_is_tested() -> None:
     net = {"demo.py", "remote_task_client_server.py", "remote_channel.py", "rci_monitor.py",
            "chat_channel.py", "secret_service.py", "remote_numpy.py", "scatter_gather.py",
-           "swarm_backup.py", "console_session.py"}
+           "swarm_backup.py", "console_session.py", "sensor_stream.py"}
     assert net == set(EXPECTED)
     assert all((EXAMPLES / name).is_file() for name in net)
