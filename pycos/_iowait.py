@@ -228,6 +228,8 @@ class Pollable:
         return (self._rtask if event == READ else self._wtask) is not None
 
     def _hold(self, sched: Any, task: Any, op: Op, event: int) -> None:
+        if self._fd < 0:  # closed by another thread since the operation was tried
+            raise closed_error("the socket")
         self._sched = sched
         if event == READ:
             if self._rtask is not None:

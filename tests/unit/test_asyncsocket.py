@@ -994,3 +994,30 @@ def test_asyncfile_over_a_used_asyncsocket(sched, run):
 
     assert run(main) == b"line\n"
     a.close()
+
+
+def test_a_socket_closed_by_another_thread_before_the_wait_raises_ebadf(sched, run):
+    """The race of a node's accept loop at shutdown: the accept is tried (nothing yet), another
+    thread closes the socket, then the task would wait on it: it gets ClosedWhileWaiting
+    (EBADF), never a ValueError from the poller."""
+    class Racing(socket.socket):
+        owner: AsyncSocket
+
+        def accept(self):  # type: ignore[no-untyped-def]
+            self.owner.close()  # as node.close() does from the program's thread
+            raise BlockingIOError(errno.EAGAIN, "no connection yet")
+
+    raw = Racing(socket.AF_INET, socket.SOCK_STREAM)
+    raw.bind(("127.0.0.1", 0))
+    raw.listen(1)
+    listener = AsyncSocket(raw)
+    raw.owner = listener
+
+    def main(task=None):
+        try:
+            yield listener.accept()
+        except OSError as exc:
+            return type(exc), exc.errno
+        return None
+
+    assert run(main) == (pycos.ClosedWhileWaiting, errno.EBADF)
