@@ -24,6 +24,8 @@ and ``pycos.serialize_allow``, in the sending task, before anything is sent.
 from __future__ import annotations
 
 import copyreg
+import enum
+import importlib
 import io
 import pickle
 import sys
@@ -253,7 +255,12 @@ def _picklable(value: Any) -> bool:
 
 
 def _instance(obj: Any, cls: type) -> Any:
-    rv = obj.__reduce_ex__(PICKLE_PROTOCOL)
+    if isinstance(obj, enum.Enum):
+        # By value, whatever this Python's Enum does (before 3.12 some pickle members as
+        # getattr(cls, name), and getattr is never allowed on the wire).
+        rv: Any = (cls, (obj._value_,))
+    else:
+        rv = obj.__reduce_ex__(PICKLE_PROTOCOL)
     if isinstance(rv, str):  # a module-level singleton, sent by name
         module = getattr(obj, "__module__", None) or getattr(cls, "__module__", "")
         target = resolve_allowed(f"{module}.{rv}")
@@ -449,10 +456,10 @@ def _register_numpy(np: Any) -> None:
 
 def _build_numpy(code: int) -> Callable[..., Any]:
     def build(*fields: Any) -> Any:
-        np = sys.modules.get("numpy")
+        np: Any = sys.modules.get("numpy")
         if np is None:
             try:
-                import numpy as np  # noqa: PLC0415 - only when a payload holds numpy values
+                np = importlib.import_module("numpy")  # only when a payload holds numpy values
             except ImportError:
                 raise SerializationError("payload holds numpy values and numpy is not "
                                          "installed here") from None

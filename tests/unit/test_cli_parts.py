@@ -131,7 +131,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 # ---------------------------------------------------------------------- secrets
 def _secret(tmp_path: Path, content: bytes, mode: int = 0o600) -> Path:
-    path = tmp_path / "secret"
+    """A new secret file (a new name each time: one of mode 0400 cannot be rewritten)."""
+    path = tmp_path / f"secret{len(list(tmp_path.iterdir()))}"
     path.write_bytes(content)
     path.chmod(mode)
     return path

@@ -421,6 +421,16 @@ def test_user_classes_after_serialize_allow():
     assert rt(Point) is Point and rt(helper) is helper and rt(Color) is Color
 
 
+def test_enum_members_travel_by_value_on_every_python(monkeypatch):
+    """Before 3.12 some Pythons pickle an Enum member as ``getattr(cls, name)``; getattr is
+    never allowed on the wire, so members are sent by value whatever this Python does."""
+    serialize_allow(Color)
+    monkeypatch.setattr(Color, "__reduce_ex__", lambda self, proto: (getattr, (Color,
+                                                                             self.name)))
+    assert rt(Color.GREEN) is Color.GREEN
+    assert rt({"c": [Color.RED]}) == {"c": [Color.RED]}
+
+
 def test_allowing_a_nested_class():
     """``serialize_allow(Outer.Inner)`` allows exactly that class (``module.Outer.Inner``)."""
     serialize_allow(Outer.Inner)
