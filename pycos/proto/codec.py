@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copyreg
 import enum
-import importlib
 import io
 import pickle
 import sys
@@ -456,10 +455,10 @@ def _register_numpy(np: Any) -> None:
 
 def _build_numpy(code: int) -> Callable[..., Any]:
     def build(*fields: Any) -> Any:
-        np: Any = sys.modules.get("numpy")
+        np = sys.modules.get("numpy")
         if np is None:
             try:
-                np = importlib.import_module("numpy")  # only when a payload holds numpy values
+                import numpy as np  # noqa: PLC0415 - only when a payload holds numpy values
             except ImportError:
                 raise SerializationError("payload holds numpy values and numpy is not "
                                          "installed here") from None

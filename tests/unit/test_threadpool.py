@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -92,6 +93,14 @@ def test_jobs_run_concurrently_and_tasks_keep_running(sched, run):
         pool.terminate()
 
 
+def until(predicate, timeout=WAIT):
+    """Wait, bounded, until ``predicate()`` holds (another thread makes it true)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "not true in time"
+        time.sleep(0.001)
+
+
 def test_terminated_task_cancels_its_queued_job(sched):
     pool = AsyncThreadPool(1)
     gate, started = threading.Event(), threading.Event()
@@ -113,8 +122,10 @@ def test_terminated_task_cancels_its_queued_job(sched):
     assert started.wait(WAIT)
     victim = pycos.Task(waiter, second)
     other = pycos.Task(waiter, lambda: "third")
+    until(lambda: pool._jobs.qsize() == 2)  # both jobs wait behind the blocker
     victim.terminate()
-    gate.set()
+    until(lambda: not victim.is_alive())  # terminated (and its job cancelled) before the
+    gate.set()  # worker is free to take the next job
     assert first.value(WAIT) == "first"
     assert other.value(WAIT) == "third"
     pool.join()
