@@ -512,48 +512,20 @@ def frame_boundary(stream: bytes, at: int) -> int | None:
 
 
 # ---------------------------------------------------------------------- a listening tripwire
-class Tripwire:
-    """A listening socket on 127.0.0.1 that counts the connections made to it."""
+class _Listener:
+    """A listening socket on 127.0.0.1 whose thread hands each connection to ``_serve`` (and
+    closes it afterwards) until ``close``."""
 
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(0.1)
         self.port: int = self.sock.getsockname()[1]
-        self.hits = 0
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop:
-            try:
-                conn, _addr = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.hits += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop = True
-        self._thread.join(2)
-        self.sock.close()
-
-
-class RefusingServer:
-    """A listening socket that answers every node dialing it with a HELLO and then a REFUSE
-    carrying ``reason`` (a peer-chosen string the node logs)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port: int = self.sock.getsockname()[1]
-        self.served = 0
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
 
     def _run(self) -> None:
         while not self._stop:
@@ -564,16 +536,7 @@ class RefusingServer:
             except OSError:
                 return
             try:
-                conn.settimeout(2)
-                proto = Connection(Role.SERVER)
-                out = proto.initiate()
-                proto.receive_data(conn.recv(65536))
-                proto.next_event()
-                out += proto.data_to_send() + proto.send(Refuse(RefuseCode.OTHER, self.reason))
-                conn.sendall(out)
-                self.served += 1
-            except Exception:  # noqa: BLE001 - a failed refusal only leaves served unchanged
-                pass
+                self._serve(conn)
             finally:
                 conn.close()
 
@@ -581,3 +544,36 @@ class RefusingServer:
         self._stop = True
         self._thread.join(2)
         self.sock.close()
+
+
+class Tripwire(_Listener):
+    """A listening socket on 127.0.0.1 that counts the connections made to it."""
+
+    hits = 0
+
+    def _serve(self, conn: socket.socket) -> None:
+        self.hits += 1
+
+
+class RefusingServer(_Listener):
+    """A listening socket that answers every node dialing it with a HELLO and then a REFUSE
+    carrying ``reason`` (a peer-chosen string the node logs)."""
+
+    served = 0
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(2)
+            proto = Connection(Role.SERVER)
+            out = proto.initiate()
+            proto.receive_data(conn.recv(65536))
+            proto.next_event()
+            out += proto.data_to_send() + proto.send(Refuse(RefuseCode.OTHER, self.reason))
+            conn.sendall(out)
+            self.served += 1
+        except Exception:  # noqa: BLE001 - a failed refusal only leaves served unchanged
+            pass
