@@ -709,12 +709,15 @@ get_depth(PyObject *obj, int *out)
     return 0;
 }
 
-/* check(data, max_depth, buffers) -> None | str */
+/* The common part of check() and scan(): parse (data, max_depth, buffers) and run the
+ * check. Returns NULL on an error (set), Py_None (borrowed) when the payload passes, else a
+ * new reference to the refusal text; *left and *reduces say what the builders may spend. */
 static PyObject *
-wirecheck_check(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+checked_args(PyObject *const *args, Py_ssize_t nargs, const char *usage, Py_ssize_t *left,
+             Py_ssize_t *reduces)
 {
     if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "check(data, max_depth, buffers) takes 3 arguments");
+        PyErr_SetString(PyExc_TypeError, usage);
         return NULL;
     }
     int max_depth;
@@ -730,9 +733,11 @@ wirecheck_check(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     const char *why = NULL;
-    Py_ssize_t at = 0, left = 0, reduces = 0;
+    Py_ssize_t at = 0;
+    *left = 0;
+    *reduces = 0;
     int rc = run_check((const unsigned char *)view.buf, view.len, max_depth, buffers, &why,
-                       &at, &left, &reduces);
+                       &at, left, reduces);
     PyBuffer_Release(&view);
     if (rc < 0) {
         return NULL;
@@ -740,7 +745,21 @@ wirecheck_check(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
     if (rc) {
         return refusal_text(why, at);
     }
-    Py_RETURN_NONE;
+    return Py_None;
+}
+
+/* check(data, max_depth, buffers) -> None | str */
+static PyObject *
+wirecheck_check(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t left, reduces;
+    PyObject *result = checked_args(args, nargs,
+                                    "check(data, max_depth, buffers) takes 3 arguments",
+                                    &left, &reduces);
+    if (result == Py_None) {
+        Py_RETURN_NONE;
+    }
+    return result;
 }
 
 /* scan(data, max_depth, buffers) -> None | int | str: check(), and what is left of the
@@ -748,32 +767,12 @@ wirecheck_check(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
 static PyObject *
 wirecheck_scan(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "scan(data, max_depth, buffers) takes 3 arguments");
-        return NULL;
-    }
-    int max_depth;
-    if (get_depth(args[1], &max_depth) < 0) {
-        return NULL;
-    }
-    Py_ssize_t buffers = PyLong_AsSsize_t(args[2]);
-    if (buffers == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    const char *why = NULL;
-    Py_ssize_t at = 0, left = 0, reduces = 0;
-    int rc = run_check((const unsigned char *)view.buf, view.len, max_depth, buffers, &why,
-                       &at, &left, &reduces);
-    PyBuffer_Release(&view);
-    if (rc < 0) {
-        return NULL;
-    }
-    if (rc) {
-        return refusal_text(why, at);
+    Py_ssize_t left, reduces;
+    PyObject *result = checked_args(args, nargs,
+                                    "scan(data, max_depth, buffers) takes 3 arguments",
+                                    &left, &reduces);
+    if (result != Py_None) {
+        return result;  /* an error (NULL) or the refusal */
     }
     if (!reduces) {
         Py_RETURN_NONE;
