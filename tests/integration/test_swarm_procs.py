@@ -132,7 +132,8 @@ class GatewayProc(ChildProc):
         super().__init__([sys.executable, str(HERE), "gateway", "--secret", secret, "--dest",
                           str(self.dest), *options], tmp / f"gateway-{time.monotonic_ns()}.log",
                          env=dict(os.environ, PYTHONUNBUFFERED="1"), bufsize=1)
-        line = _readline(self.proc, START_TIMEOUT)
+        self.read_lines()
+        line = self.line_within(START_TIMEOUT) or ""
         if not line.startswith("ready "):
             self.stop()
             raise RuntimeError(f"the gateway did not start: {line!r}\n{self.log()}")
@@ -140,7 +141,7 @@ class GatewayProc(ChildProc):
 
     def call(self, *cmd: Any, timeout: float = 10.0) -> Any:
         self.send(*cmd)
-        line = _readline(self.proc, timeout)
+        line = self.line_within(timeout) or ""
         assert line.startswith("reply "), f"{line!r}\n{self.log()}"
         return json.loads(line.split(" ", 1)[1])
 
@@ -150,16 +151,6 @@ class GatewayProc(ChildProc):
     def kill(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
-
-
-def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
-    """The next stdout line of ``proc`` within ``timeout`` s ('' if none)."""
-    got: list[str] = []
-    reader = threading.Thread(target=lambda: got.append(proc.stdout.readline()),  # type: ignore
-                              daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return got[0].strip() if got else ""
 
 
 def start_controller(port: int, secret: str, kind: str, folder: Path, target: Path

@@ -107,7 +107,8 @@ def test_malformed_descriptions_are_left_out_and_text_is_escaped() -> None:
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     ET.fromstring(svg)
     ET.fromstring(g.topics_svg())
-    assert '\\"' not in g.to_dot() or True
+    quoted = NetworkGraph.from_infos([info('a"b\\c', 7, ["T"], [])]).to_dot()
+    assert 'label="a\\"b\\\\c\\nT"' in quoted  # a quote or backslash cannot end the label
 
 
 def test_describe_of_a_plain_node() -> None:
