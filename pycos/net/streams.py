@@ -235,6 +235,7 @@ def dial(config: Any, sockaddr: tuple[Any, ...], family: int, kind: str, payload
                           max_frame_size=config.max_frame_size)
         stream = StreamConn(sock, conn, f"{sockaddr[0]}:{sockaddr[1]}",
                             config.allow_unsafe_pickle)
+        sock.settimeout(timeout)  # the handshake and the go-ahead are bounded too
         sock.sendall(conn.initiate())
         while not isinstance(stream._checked(), Established):
             pass

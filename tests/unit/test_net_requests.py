@@ -76,3 +76,18 @@ def test_a_stream_handler_may_refuse_with_a_reason_before_it_starts(node_pair: A
         stream.settimeout(5)
         assert stream.recv() == ("ok", 10)
     assert served == [10]
+
+
+def test_opening_a_stream_to_a_silent_listener_times_out(node_pair: Any) -> None:
+    """Every step of opening a stream is bounded: a listener that accepts and never answers
+    (no handshake) fails the open within its timeout, not never."""
+    import socket
+    import time
+
+    _sched, a, _b, _clock = node_pair(virtual=False)
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(OSError):  # socket.timeout: the handshake never came
+            a.open_stream(pycos.netpycos.Location("127.0.0.1", port), "upload", 1, timeout=1)
+        assert time.monotonic() - started < 5
