@@ -261,6 +261,12 @@ def registered(sched: Pycos, kind: str) -> list[Any]:
         return [obj for (k, _name), obj in sched._names.items() if k == kind]
 
 
+def registered_names(sched: Pycos, kind: str) -> list[tuple[str, Any]]:
+    """``(name, object)`` of every object of ``kind`` registered under a name (any thread)."""
+    with sched._names_lock:
+        return [(name, obj) for (k, name), obj in sched._names.items() if k == kind]
+
+
 def router_of(sched: Pycos) -> Any:
     """The object that routes tasks and channels of other nodes for ``sched`` (None when not
     networked)."""
@@ -326,4 +332,4 @@ def task_daemon(task: Any) -> bool:
     return bool(task._daemon)
 
 
-__all__ += ["live_tasks", "task_waiting", "task_daemon"]
+__all__ += ["live_tasks", "task_waiting", "task_daemon", "registered_names"]

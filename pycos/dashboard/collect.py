@@ -144,16 +144,12 @@ def tasks(node: Any) -> dict[str, Any]:
     return {"census": True, "total": len(live), "by_state": dict(states),
             "by_name": [[name, n] for name, n in first], "other_names": len(names) - len(first),
             "registered": registered_names(sched, "task"), "exported": len(node.router.tasks),
-            "remote_monitors": len(getattr(node.router, "remote_monitors", ()) or ())}
+            "remote_monitors": sum(len(st.remote_monitors) for st in node.router.state.values())}
 
 
 def registered_names(sched: Any, kind: str) -> list[str]:
-    """The names objects of ``kind`` are registered under; where the scheduler's door does not
-    say (no ``lowlevel.registered_names``), the objects' own names (a task's function)."""
-    named = getattr(lowlevel, "registered_names", None)
-    if named is not None:
-        return sorted(text(name, 60) for name, _obj in named(sched, kind))
-    return sorted(text(getattr(obj, "name", "?"), 60) for obj in lowlevel.registered(sched, kind))
+    """The names objects of ``kind`` are registered under."""
+    return sorted(text(name, 60) for name, _obj in lowlevel.registered_names(sched, kind))
 
 
 def channels(node: Any) -> dict[str, Any]:

@@ -6,8 +6,8 @@ answer (408) — check it, answer it, and keep the connection for the next reque
 says it may) and ``check`` (the rules every request passes before its path is even looked at:
 a head of at most ``max_head`` bytes (431), GET or HEAD only (405), no body (413), a ``Host``
 header naming this dashboard (421), the token when one is set (401), as a bearer token, the
-``pycos_dashboard`` cookie, or once as ``?token=``, which sets the cookie and redirects to the
-same path without it). Imports the standard library, h11, ``pycos.core`` and its own package.
+``pycos_dashboard_<port>`` cookie, or once as ``?token=``, which sets the cookie and redirects
+to the same path without it). Imports the standard library, h11, ``pycos.core`` and its own package.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ __all__ = ["serve", "check", "COOKIE", "RECV_SIZE"]
 
 logger = logging.getLogger("pycos.dashboard")
 
+#: The token's cookie is ``COOKIE_<port>``: browsers keep cookies per host, not per port, so
+#: two dashboards on one host must not overwrite each other's.
 COOKIE = "pycos_dashboard"
 RECV_SIZE = 16 * 1024
 
@@ -40,7 +42,7 @@ def _header(headers: Any, name: bytes) -> list[bytes]:
     return [v for k, v in headers if k == name]
 
 
-def _token_from(request: Any) -> tuple[str | None, str | None]:
+def _token_from(request: Any, cookie: str) -> tuple[str | None, str | None]:
     """(token sent as a bearer token or cookie, token given as ``?token=``)."""
     sent = None
     for value in _header(request.headers, b"authorization"):
@@ -50,7 +52,7 @@ def _token_from(request: Any) -> tuple[str | None, str | None]:
     for value in _header(request.headers, b"cookie"):
         for part in value.decode("latin-1").split(";"):
             key, _, val = part.strip().partition("=")
-            if key == COOKIE:
+            if key == cookie:
                 sent = val
     query = urlsplit(request.target.decode("latin-1")).query
     given = None
@@ -86,7 +88,8 @@ def check(request: Any, settings: Any) -> Reply | None:
         return error(400, "the request target must be a path")
     if settings.token is None:
         return None
-    sent, given = _token_from(request)
+    cookie_name = f"{COOKIE}_{settings.port}"
+    sent, given = _token_from(request, cookie_name)
     if _same(sent, settings.token):
         return None
     if given is not None and _same(given, settings.token):
@@ -95,7 +98,7 @@ def check(request: Any, settings: Any) -> Reply | None:
                                              max_num_fields=8) if k != "token"]
         where = parts.path + ("?" + urlencode(rest) if rest else "")
         secure = "; Secure" if settings.ssl_context is not None else ""
-        cookie = f"{COOKIE}={settings.token}; HttpOnly; SameSite=Strict; Path=/{secure}"
+        cookie = f"{cookie_name}={settings.token}; HttpOnly; SameSite=Strict; Path=/{secure}"
         return Reply(303, "text/plain; charset=utf-8", b"see the page without its token\n",
                      [("Location", where), ("Set-Cookie", cookie)])
     return error(401, "this dashboard needs its token (Authorization: Bearer TOKEN, or open "

@@ -166,13 +166,11 @@ def answer(path: str, query: str, snapshots: Any, page_size: int
         offset, limit = _query(query, page_size)
     except ValueError as exc:
         return error(400, str(exc))
-    if name in ("graph", "graph.svg"):
+    if name == "graph.svg":
+        svg = yield from snapshots.mesh_svg()
+        return Reply(200, "image/svg+xml; charset=utf-8", svg)
+    if name == "graph":
         graph, version = yield from snapshots.mesh_graph()
-        if name == "graph.svg":
-            from ..topics.graph import NetworkGraph
-
-            svg = (graph or NetworkGraph([], [])).to_svg()
-            return Reply(200, "image/svg+xml; charset=utf-8", svg.encode("utf-8"))
         data = graph.to_dict() if graph is not None else {"nodes": [], "edges": []}
         data = paginate("graph", data, 0, page_size, page_size)
         data["version"] = version

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..asyncsocket import AsyncSocket
 from ..core import lowlevel
+from .routes import HEADERS
 from .settings import Settings
 from .state import Snapshots
 
@@ -31,9 +32,16 @@ __all__ = ["Dashboard", "BUSY"]
 
 logger = logging.getLogger("pycos.dashboard")
 
-BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-        b"Content-Length: 27\r\nConnection: close\r\nRetry-After: 2\r\n"
-        b"X-Content-Type-Options: nosniff\r\n\r\ntoo many connections; later\n")
+def _busy_answer() -> bytes:
+    """The whole 503 answer, written at once to a connection beyond the limit (no h11)."""
+    body = b"too many connections; later\n"
+    head = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+            ("Connection", "close"), ("Retry-After", "2"), *HEADERS]
+    lines = "".join(f"{name}: {value}\r\n" for name, value in head)
+    return f"HTTP/1.1 503 Service Unavailable\r\n{lines}\r\n".encode("ascii") + body
+
+
+BUSY = _busy_answer()
 _BUSY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 

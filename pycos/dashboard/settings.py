@@ -84,12 +84,17 @@ class Settings:
             name, _, port_text = value.partition(":")
             rest = ":" + port_text if _ else ""
         if rest:
-            if not rest.startswith(":") or not rest[1:].isdigit():
+            if not rest.startswith(":") or not _is_port_text(rest[1:]):
                 return False
             port = int(rest[1:])
         else:
             port = 443 if self.ssl_context is not None else 80
         return port == self.port and name in self.hosts
+
+
+def _is_port_text(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes '²' and other digits ``int`` refuses)."""
+    return 0 < len(text) <= 5 and text.isascii() and text.isdigit()
 
 
 def parse_bind(bind: Any) -> tuple[str, int]:
@@ -107,7 +112,7 @@ def parse_bind(bind: Any) -> tuple[str, int]:
             host, sep, port_text = text[1:].partition("]:")
         else:
             host, sep, port_text = text.rpartition(":")
-        if not sep or not port_text.isdigit():
+        if not sep or not _is_port_text(port_text):
             raise DashboardRefused(f"a dashboard address is HOST:PORT, got {bind!r}")
         port = int(port_text)
     else:
@@ -127,17 +132,19 @@ def parse_bind(bind: Any) -> tuple[str, int]:
     return host, port
 
 
-def derive_token(secret: str) -> str:
-    """The token a node with ``secret`` gets by default: ``HMAC-SHA256(secret,
-    "pycos/dashboard")`` in hex (the same on every start, so a bookmark keeps working)."""
-    return hmac.new(secret.encode("utf-8"), b"pycos/dashboard", hashlib.sha256).hexdigest()[:40]
+def derive_token(secret: str, name: str) -> str:
+    """The token the node called ``name`` with ``secret`` gets by default: ``HMAC-SHA256(secret,
+    "pycos/dashboard/" + name)`` in hex (the same on every start, so a bookmark keeps working;
+    another node of the mesh, with another name, gets another one)."""
+    message = b"pycos/dashboard/" + name.encode("utf-8", "surrogatepass")
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()[:40]
 
 
-def _token(token: Any, secret: str, loopback: bool) -> str | None:
+def _token(token: Any, secret: str, name: str, loopback: bool) -> str | None:
     if token is None or token is False:
         if loopback:
             return None
-        return derive_token(secret) if secret else secrets.token_urlsafe(24)
+        return derive_token(secret, name) if secret else secrets.token_urlsafe(24)
     if token is True:
         return secrets.token_urlsafe(24)
     if not isinstance(token, str) or not 16 <= len(token) <= 256 or not token.isprintable() \
@@ -190,4 +197,4 @@ def make_settings(node: Any, bind: Any = "127.0.0.1:8765", token: Any = None,
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ValueError(f"{key} must be a positive number, got {value!r}")
     return Settings(host, port, loopback, _names(host, loopback, hosts, node.addresses),
-                    _token(token, cfg.secret, loopback), ctx, **limits)
+                    _token(token, cfg.secret, node.name, loopback), ctx, **limits)

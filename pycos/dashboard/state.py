@@ -28,8 +28,8 @@ __all__ = ["Snapshots", "MAX_AGE", "WAIT", "GRAPH_EVERY"]
 
 logger = logging.getLogger("pycos.dashboard")
 
-#: Seconds a picture is reused for.
-MAX_AGE = 0.25
+#: Seconds a picture is reused for (the page polls every 2 s; more clients cost no more builds).
+MAX_AGE = 1.0
 #: Seconds a request waits for the node's scheduler to build a picture.
 WAIT = 0.5
 #: Seconds between two gatherings of the mesh graph, and how long a request waits for one.
@@ -63,6 +63,7 @@ class Snapshots:
         self.graph_version = 0
         self.graph_running = False
         self.graph_waiters: list[Pending] = []
+        self.svg: tuple[int, bytes] | None = None  # (graph_version, its picture)
         self.builds = 0
 
     def start(self) -> None:
@@ -151,6 +152,20 @@ class Snapshots:
             yield pending
         with self.lock:
             return self.graph, self.graph_version
+
+    def mesh_svg(self) -> Generator[Any, Any, bytes]:
+        """The mesh as SVG: drawn once per version of the graph (the layout's cost grows with
+        the square of the nodes), then the same bytes for every request."""
+        graph, version = yield from self.mesh_graph()
+        cached = self.svg
+        if cached is not None and cached[0] == version and graph is not None:
+            return cached[1]
+        from ..topics.graph import NetworkGraph
+
+        svg = (graph or NetworkGraph([], [])).to_svg().encode("utf-8")
+        if graph is not None:
+            self.svg = (version, svg)
+        return svg
 
     def _gather(self, task: Any = None) -> Any:
         """Walk the mesh (a task on the node's scheduler)."""

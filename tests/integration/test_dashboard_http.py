@@ -268,6 +268,9 @@ def test_a_wrong_or_missing_host_is_refused(dash_node: Any) -> None:
         assert status in (400, 421), (host, status, body)
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
         assert get(port, "/api/v1/overview", headers={"Host": host})[0] == 200, host
+    weird = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:\xb2\r\n\r\n"  # '\xb2'.isdigit() is True
+    assert raw_exchange(port, weird)[0][:13] in (b"HTTP/1.1 400 ", b"HTTP/1.1 421 ")
+    assert "Traceback" not in dash.log()
     out, _ = raw_exchange(port, b"GET / HTTP/1.1\r\n\r\n")  # HTTP/1.1 needs a Host
     assert out.startswith(b"HTTP/1.1 400 ")
     two = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nHost: evil\r\n\r\n" % port

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pycos.dashboard import routes, settings
+from pycos.dashboard import routes, settings, state
 from pycos.dashboard.assets import PAGE, STATIC, STYLE
 from pycos.dashboard.script import SCRIPT
 from pycos.dashboard.settings import DashboardRefused, derive_token, make_settings, parse_bind
@@ -24,7 +24,7 @@ SECRET = "unit-secret-8GhT2q"
 
 def stub_node(certfile: Any = None, secret: str = "", keyfile: Any = None) -> Any:
     config = SimpleNamespace(certfile=certfile, keyfile=keyfile, secret=secret)
-    return SimpleNamespace(config=config, addresses=["192.0.2.7"])
+    return SimpleNamespace(config=config, addresses=["192.0.2.7"], name="stub")
 
 
 # ---------------------------------------------------------------------- settings
@@ -54,8 +54,10 @@ def test_a_non_loopback_bind_needs_tls_and_gets_a_token() -> None:
         make_settings(stub_node(), "127.0.0.1:0", max_conns=3)
     with pytest.raises(ValueError):
         make_settings(stub_node(), "127.0.0.1:0", max_connections=0)
-    assert derive_token(SECRET) == derive_token(SECRET) != derive_token(SECRET + "x")
-    assert SECRET not in derive_token(SECRET)
+    assert derive_token(SECRET, "a") == derive_token(SECRET, "a") != derive_token(SECRET + "x",
+                                                                                  "a")
+    assert derive_token(SECRET, "a") != derive_token(SECRET, "b")  # one per node of a mesh
+    assert SECRET not in derive_token(SECRET, "a")
 
 
 def test_non_loopback_with_tls(tmp_path: Any) -> None:
@@ -65,9 +67,9 @@ def test_non_loopback_with_tls(tmp_path: Any) -> None:
     files = make_tls_files(tmp_path)
     node = SimpleNamespace(config=SimpleNamespace(certfile=files.self_cert,
                                                   keyfile=files.self_key, secret=SECRET),
-                           addresses=["192.0.2.7"])
+                           addresses=["192.0.2.7"], name="edge")
     s = make_settings(node, "0.0.0.0:8443", hosts=["dash.example.org"]).with_port(8443)
-    assert s.token == derive_token(SECRET) and s.scheme == "https" and not s.loopback
+    assert s.token == derive_token(SECRET, "edge") and s.scheme == "https" and not s.loopback
     assert s.host_allowed("dash.example.org:8443") and s.host_allowed("192.0.2.7:8443")
     assert not s.host_allowed("127.0.0.1:8443") and not s.host_allowed("evil.example:8443")
     random = make_settings(stub_node(certfile=files.self_cert, keyfile=files.self_key),
@@ -80,7 +82,8 @@ def test_the_host_header_must_name_the_dashboard() -> None:
     good = ["127.0.0.1:8765", "localhost:8765", "LocalHost:8765", "[::1]:8765"]
     bad = ["127.0.0.1", "127.0.0.1:8766", "evil.example:8765", "evil.example", "",
            "127.0.0.1:8765:1", "127.0.0.1:", "[::1", "[::1]x", "127.0.0.2:8765",
-           "a" * 300, "127.0.0.1:87 65"]
+           "a" * 300, "127.0.0.1:87 65", "127.0.0.1:\xb2", "127.0.0.1:8765\u0663",
+           "127.0.0.1:" + "9" * 40]  # non-ASCII digits that int() refuses, a huge port
     assert all(s.host_allowed(h) for h in good)
     assert not any(s.host_allowed(h) for h in bad)
     on80 = s.with_port(80)
@@ -128,12 +131,16 @@ def test_the_token_as_bearer_cookie_or_once_in_the_query(rules: Any) -> None:
     assert check(request(), s).status == 401  # type: ignore[union-attr]
     assert check(request(authorization=b"Bearer " + b"x" * 24), s).status == 401  # type: ignore
     assert check(request(authorization=f"Bearer {token}".encode()), s) is None
-    assert check(request(cookie=f"a=b; {COOKIE}={token}".encode()), s) is None
+    mine = f"{COOKIE}_{s.port}"
+    assert check(request(cookie=f"a=b; {mine}={token}".encode()), s) is None
+    other = f"{COOKIE}_{s.port + 1}={token}"  # another dashboard's cookie on this host
+    assert check(request(cookie=other.encode()), s).status == 401  # type: ignore[union-attr]
     moved = check(request(target=f"/api/v1/peers?limit=5&token={token}".encode()), s)
     assert moved is not None and moved.status == 303
     headers = dict(moved.headers)
     assert headers["Location"] == "/api/v1/peers?limit=5"
     assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
+    assert headers["Set-Cookie"].startswith(f"{mine}={token};")
     assert check(request(target=b"/?token=wrong"), s).status == 401  # type: ignore[union-attr]
 
 
@@ -159,8 +166,13 @@ class FakeSnapshots:
                 "age": 0.0, "busy_for": 0.0, "taken_at": 1.0}
         yield
 
+    graph: Any = None
+    version = 0
+    svg = None
+    mesh_svg = state.Snapshots.mesh_svg  # the real one, on this fake's graph
+
     def mesh_graph(self) -> Any:
-        return None, 0
+        return self.graph, self.version
         yield
 
 
@@ -171,6 +183,29 @@ def run_answer(path: str, query: str = "") -> Any:
     except StopIteration as stop:
         return stop.value
     raise AssertionError("the fake never waits")
+
+
+def test_the_mesh_picture_is_drawn_once_per_version_of_the_graph(monkeypatch: Any) -> None:
+    from pycos.topics.graph import NetworkGraph
+
+    drawn: list[int] = []
+    real = NetworkGraph.to_svg
+    monkeypatch.setattr(NetworkGraph, "to_svg", lambda g: drawn.append(1) or real(g))
+    snaps = FakeSnapshots()
+    snaps.graph = NetworkGraph([], [])
+
+    def svg() -> bytes:
+        gen = snaps.mesh_svg()
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        raise AssertionError("the fake never waits")
+
+    first = svg()
+    assert svg() is first and len(drawn) == 1  # the same bytes, not drawn again
+    snaps.version += 1
+    assert svg() == first and len(drawn) == 2  # a new version of the graph: drawn again
 
 
 def test_routes() -> None:
@@ -243,6 +278,8 @@ def test_a_picture_of_a_node_never_holds_the_secret(node_pair: Any) -> None:
         lowlevel.run_and_wait(sched, lambda: census.append(collect.tasks(a)))
     assert census[-1]["total"] == before["total"] + 2
     assert ["listener", 2] in census[-1]["by_name"]
+    lowlevel.run_and_wait(sched, lambda: listeners[0].register("ears"))  # its name, not its fn
+    assert "ears" in collect.tasks(a)["registered"] and census[-1]["remote_monitors"] == 0
     for task in listeners:
         task.send("stop")
     b.close()
@@ -329,3 +366,13 @@ def test_without_h11_start_says_how_to_install(monkeypatch: Any) -> None:
 def test_settings_module_keeps_the_limits_of_the_design() -> None:
     assert (settings.MAX_CONNECTIONS, settings.MAX_HEAD, settings.HEAD_TIMEOUT,
             settings.PAGE_SIZE) == (64, 8192, 10.0, 1000)
+
+
+def test_the_busy_answer_is_whole_http() -> None:
+    """The 503 written to a connection beyond the limit: its length is its body's, and it has
+    the headers of every other answer."""
+    from pycos.dashboard.server import BUSY
+
+    head, body = BUSY.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 503 ") and b"Content-Security-Policy: default-src" in head
+    assert f"Content-Length: {len(body)}\r\n".encode() in head + b"\r\n"
