@@ -398,7 +398,7 @@ def test_the_json_twins_show_peers_tasks_channels_and_the_mesh(dash_node: Any,
     page = get_json(dash.dash_port, "/api/v1/peers?offset=1&limit=1")["peers"]
     assert page["total"] == 2 and len(page["items"]) == 1
     tasks = get_json(dash.dash_port, "/api/v1/tasks")["tasks"]
-    assert "waiter" in tasks["registered"]
+    assert "worker" in tasks["registered"]  # the name it is registered under
     channels = get_json(dash.dash_port, "/api/v1/channels")["channels"]
     assert [c["name"] for c in channels["registered"]] == ["news"]
     graph = wait_until(lambda: (g := get_json(dash.dash_port, "/api/v1/graph"))["nodes"]
