@@ -108,12 +108,16 @@ def run(args: argparse.Namespace, out: Output) -> int:
                            f"{clean(exc, 200)}", UNREACHABLE) from None
         except PycosError as exc:
             raise CliError(clean(exc, 300), FAILURE) from None
-        if args.cell is not None:
-            return _one_cell(client, args.cell, out)
-        history = None if args.no_history else args.history
-        if history:
-            history = os.path.expanduser(history)
-        return OK if client.interact(history_file=history) == 0 else FAILURE
+        try:
+            if args.cell is not None:
+                return _one_cell(client, args.cell, out)
+            history = None if args.no_history else args.history
+            if history:
+                history = os.path.expanduser(history)
+            return OK if client.interact(history_file=history) == 0 else FAILURE
+        except (ConsoleError, OSError) as exc:  # the connection went away meanwhile
+            raise CliError(f"lost the console at {clean(target)}: {clean(exc, 200)}",
+                           UNREACHABLE) from None
     finally:
         trap.remove()
 

@@ -258,7 +258,7 @@ class Transfer:
                           "them all)")
                 break
             out.error(f"{clean(path)}: {clean(why, 300)}")
-        code = FAILURE if result.failed else OK
+        code = FAILURE if result.failed or result.truncated else OK  # not all was moved
         out.result({"ok": code == OK, "node": repr(self.loc), "gateway": self.args.gateway,
                     **document, "regex": self.args.regex, "swarm": k, "files": sorted(paths),
                     "transferred": moved, "same": result.same, "failed": dict(result.failed),

@@ -166,6 +166,12 @@ def test_report_names_each_failed_file_with_its_fix() -> None:
         (1, 0, 2048, 2, None)
 
     transfer, stdout, stderr = _transfer(False)
+    cut = _Transferred(["a"])
+    cut.truncated = True  # the gateway's listing stopped at its limit: not everything moved
+    assert transfer.report(cut, "x", {}, ["a"]) == st.FAILURE
+    assert "stopped at its limit" in stderr.getvalue()
+
+    transfer, stdout, stderr = _transfer(False)
     transfer.args.regex = r".+\.log"
     assert transfer.report(_Transferred([]), "x", {}, []) == st.OK
     assert stdout.getvalue() == "src: nothing to put: no file matches --regex '.+\\\\.log'\n"
