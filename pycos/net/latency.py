@@ -72,6 +72,9 @@ class Sampler:
 
     def __init__(self, node: Any) -> None:
         self.node = node
+        #: the ping in flight to each peer incarnation: at most one, so a peer that keeps its
+        #: heartbeat but never answers cannot fill the link's table of pending requests
+        self.in_flight: dict[bytes, Pending] = {}
 
     def start(self) -> None:
         """Start sampling (node's scheduler thread); nothing when the interval is 0."""
@@ -83,11 +86,21 @@ class Sampler:
         interval = node.config.latency_interval
         while not node.stopping:
             yield task.sleep(interval * random.uniform(1.0, 1.5))
-            for peer in list(node.peers.by_inc.values()):
-                self.sample(peer)
+            self.round()
 
-    def sample(self, peer: Any) -> None:
-        """Send one ping to ``peer`` and record its round trip when the answer comes."""
+    def round(self) -> None:
+        """Ping every peer that has no ping of this sampler still in flight."""
+        peers = dict(self.node.peers.by_inc)
+        for inc in [inc for inc in self.in_flight if inc not in peers]:
+            del self.in_flight[inc]  # gone: its link failed what it had pending
+        for inc, peer in peers.items():
+            waiting = self.in_flight.get(inc)
+            if waiting is None or waiting.done:
+                self.in_flight[inc] = self.sample(peer)
+
+    def sample(self, peer: Any) -> Pending:
+        """Send one ping to ``peer`` and record its round trip when the answer comes; the
+        request's ``Pending``."""
         node = self.node
         start = node.now()
         pending = Pending(node.config.peer_timeout * 4, None)
@@ -102,8 +115,9 @@ class Sampler:
         pending.add_callback(answered)
         try:
             peer.link.request("ping", b"", pending)
-        except Exception:  # noqa: BLE001 - the link is going away
-            pass
+        except Exception as exc:  # noqa: BLE001 - the link is going away
+            pending.fail(exc)
+        return pending
 
 
 def record(peer: Any, rtt: float) -> None:

@@ -76,3 +76,29 @@ def test_ping_yield_or_block(pair: Any) -> None:
     assert a.latency(b.location).samples >= 4
     with pytest.raises(ValueError, match="ping count"):
         a.ping(b.location, count=0)
+
+
+def test_the_sampler_keeps_one_ping_in_flight_per_peer() -> None:
+    """A peer that keeps its heartbeat but never answers pings gets one ping, not one per
+    round (they would fill its link's table of pending requests); a new one once it answers;
+    nothing kept for a peer that left."""
+    from types import SimpleNamespace
+
+    from pycos.net.latency import Sampler
+
+    sent: list[Any] = []
+    link = SimpleNamespace(request=lambda kind, payload, pending: sent.append(pending))
+    peer = SimpleNamespace(link=link, rtt=None)
+    node = SimpleNamespace(peers=SimpleNamespace(by_inc={b"p": peer}), now=lambda: 0.0,
+                           config=SimpleNamespace(peer_timeout=1.0))
+    sampler = Sampler(node)
+    for _ in range(3):
+        sampler.round()
+    assert len(sent) == 1
+    sent[0].resolve(b"")  # answered
+    assert peer.rtt is not None and peer.rtt.samples == 1
+    sampler.round()
+    assert len(sent) == 2
+    node.peers.by_inc = {}
+    sampler.round()
+    assert sampler.in_flight == {} and len(sent) == 2
