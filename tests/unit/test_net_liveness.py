@@ -210,3 +210,21 @@ def test_peer_status_messages_are_values(pair: Any) -> None:
     _sleep(0.5).value(timeout=10)  # the status task has run
     online = [(name, status) for _t, name, status in a.events]
     assert online == [("B", PeerStatus.Online)]
+
+
+def test_memory_is_trimmed_at_most_once_a_second(monkeypatch: Any) -> None:
+    """A peer that fills a link's buffers and drops, again and again, costs one heap trim a
+    second at most, on a thread of its own (never on the node's scheduler)."""
+    import threading
+
+    from pycos.net.link import link as link_mod
+
+    ran: list[str] = []
+    monkeypatch.setattr(link_mod, "_TRIM", lambda pad: ran.append(threading.current_thread().name))
+    monkeypatch.setattr(link_mod, "_trimmed", [-link_mod.TRIM_EVERY])
+    assert link_mod.release_memory() is True
+    assert link_mod.release_memory() is False  # within the second: skipped
+    for thread in threading.enumerate():
+        if thread.name == "pycos-trim":
+            thread.join(5)
+    assert ran == ["pycos-trim"]

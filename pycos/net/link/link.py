@@ -36,6 +36,7 @@ import logging
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 from ...core import lowlevel
@@ -753,7 +754,7 @@ class Link:
             wake, self._writer_idle = self._writer_idle, False
         self.sock.close()
         if big:  # large buffers were freed: hand the memory back to the system
-            lowlevel.call_soon(self.node.sched, release_memory)
+            release_memory()
         if wake and self._writer is not None:
             self._writer.resume()
         self.node.peers.link_gone(self)
@@ -778,8 +779,24 @@ def _malloc_trim() -> Any:
 _TRIM = _malloc_trim() if sys.platform.startswith("linux") else None
 
 
-def release_memory() -> None:
+#: Seconds between two trims: a peer that connects, fills a buffer and drops, again and
+#: again, costs at most one trim a second.
+TRIM_EVERY = 1.0
+_trimmed = [-TRIM_EVERY]
+_trim_lock = threading.Lock()
+
+
+def release_memory() -> bool:
     """Return freed heap memory to the system (glibc keeps large freed buffers otherwise, so a
-    peer that made a link buffer megabytes would leave the process that much bigger)."""
-    if _TRIM is not None:
-        _TRIM(0)
+    peer that made a link buffer megabytes would leave the process that much bigger): on a
+    thread of its own, since a trim walks the whole heap, and at most once per ``TRIM_EVERY``
+    seconds. Any thread; True when a trim was started."""
+    if _TRIM is None:
+        return False
+    with _trim_lock:
+        now = time.monotonic()
+        if now - _trimmed[0] < TRIM_EVERY:
+            return False
+        _trimmed[0] = now
+    threading.Thread(target=_TRIM, args=(0,), daemon=True, name="pycos-trim").start()
+    return True
