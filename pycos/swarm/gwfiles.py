@@ -215,7 +215,7 @@ def put_files(handler: Any, req: P.Request) -> None:
             statuses[meta.path] = _receive_one(handler, landing, refusal, event)
     finally:
         handler.active_put = 0
-        handler.pending_files.pop(req.id, None)
+        handler.drop_files(req.id)
     handler.emit(handler.proto.result(req.id, statuses))
 
 

@@ -43,6 +43,8 @@ STALE = 0.002
 _POLL = 0.002
 #: Inline file bytes a client may send ahead of the put that writes them.
 _MAX_PENDING_BYTES = 32 << 20
+#: FILE and TRAILER records a client may send ahead of their puts (empty files cost no bytes).
+_MAX_PENDING_EVENTS = 100_000
 
 
 class Flusher:
@@ -138,6 +140,7 @@ class Handler:
         #: FILE / TRAILER events of put requests, by id (inline ones may arrive early)
         self.pending_files: dict[int, deque[Any]] = {}
         self.pending_bytes = 0
+        self.pending_events = 0
         self.active_put = 0
 
     def __repr__(self) -> str:
@@ -198,6 +201,7 @@ class Handler:
                     for queued in self.queue:
                         if queued.id == event.id:
                             self.queue.remove(queued)
+                            self.drop_files(event.id)  # what it sent ahead goes with it
                             self.emit(self.proto.end(event.id, P.ABORT))
                             break
             elif kind is P.FileStart or kind is P.Trailer:
@@ -213,7 +217,21 @@ class Handler:
                 self.pending_bytes += len(event.content)
                 if self.pending_bytes > _MAX_PENDING_BYTES:
                     raise RemoteProtocolError("too many file bytes sent ahead of their put")
+        self.pending_events += 1
+        if self.pending_events > _MAX_PENDING_EVENTS:
+            raise RemoteProtocolError("too many file records sent ahead of their put")
         self.pending_files.setdefault(event.id, deque()).append(event)
+
+    def _taken(self, event: Any) -> None:
+        self.pending_events -= 1
+        if type(event) is P.FileStart and event.content is not None:
+            self.pending_bytes -= len(event.content)
+
+    def drop_files(self, rid: int) -> None:
+        """Forget the FILE and TRAILER records of request ``rid`` not yet taken (its put
+        ended or was cancelled), and what they counted."""
+        for event in self.pending_files.pop(rid, ()):
+            self._taken(event)
 
     def next_file_event(self, rid: int) -> Any:
         """The next FILE or TRAILER event of put ``rid`` (reading as needed)."""
@@ -221,8 +239,7 @@ class Handler:
             queued = self.pending_files.get(rid)
             if queued:
                 event = queued.popleft()
-                if type(event) is P.FileStart and event.content is not None:
-                    self.pending_bytes -= len(event.content)
+                self._taken(event)
                 return event
             self.pump()
 

@@ -383,3 +383,29 @@ def test_an_item_is_not_held_back_while_the_generator_waits(nodes: Any, gateway:
         result = client.stream("sensor", callback=lambda i, v: arrived.append(
             time.monotonic() - start) or release.set())
     assert result.items == 2 and arrived[0] < 0.5, arrived
+
+
+def test_file_records_sent_ahead_are_forgotten_with_their_request(monkeypatch: Any) -> None:
+    """Inline FILE records a client sends ahead of a put count against its allowance until
+    they are taken or their request ends; a cancelled put gives its allowance back (it used to
+    stay spent, so a long-lived client was cut off after 32 MiB), and records alone, however
+    small, are bounded in number too."""
+    from types import SimpleNamespace
+
+    from pycos.errors import RemoteProtocolError
+    from pycos.swarm import _protocol as P
+    from pycos.swarm import handler as H
+
+    gw = SimpleNamespace(trusted=False, max_window=8, max_window_bytes=1 << 20, name="g")
+    h = H.Handler(gw, SimpleNamespace(), "client")
+    meta = P.FileMeta("a.txt", 3, 0, 0o644)
+    for rid in (7, 7, 8):
+        h._file_event(P.FileStart(rid, meta, b"abc"))
+    assert (h.pending_bytes, h.pending_events) == (9, 3)
+    h.drop_files(7)  # its put was cancelled or ended
+    assert (h.pending_bytes, h.pending_events, list(h.pending_files)) == (3, 1, [8])
+    monkeypatch.setattr(H, "_MAX_PENDING_EVENTS", 3)
+    h._file_event(P.FileStart(9, meta, b""))
+    h._file_event(P.FileStart(10, meta, b""))
+    with pytest.raises(RemoteProtocolError, match="too many file records"):
+        h._file_event(P.FileStart(11, meta, b""))
