@@ -34,8 +34,11 @@ logger = logging.getLogger("pycos.proxy")
 TOKEN_LIFETIME = 30.0
 #: Seconds a call stream may stay idle before this node closes it (the client reopens one).
 STREAM_IDLE = 60.0
-#: Tokens kept at once on one node (the oldest go first).
+#: Tokens kept at once on one node (more are refused, never evicted).
 MAX_TOKENS = 4096
+#: Unused tokens one client may hold (tickets it asked for and large values it has not
+#: fetched); more are refused with reason "busy".
+TOKENS_PER_CLIENT = 64
 
 _by_node: PerNode[NodeServices] = PerNode()
 
@@ -136,12 +139,21 @@ class NodeServices:
         token = os.urandom(16)
         now = time.monotonic()
         with self.lock:
-            for key, entry in list(self.tokens.items()):
-                if entry.expires < now:
-                    del self.tokens[key]
-            while len(self.tokens) >= MAX_TOKENS:
-                del self.tokens[next(iter(self.tokens))]
-            self.tokens[token] = _Token(service, client, value)
+            tokens = self.tokens
+            while tokens:  # every token lives as long: the oldest expire first
+                oldest = next(iter(tokens))
+                if tokens[oldest].expires >= now:
+                    break
+                del tokens[oldest]
+            # Refused, never evicted: one client's tokens must not cost another client its own.
+            if len(tokens) >= MAX_TOKENS:
+                raise denied("busy", f"{self.node.name} holds {MAX_TOKENS} unused tokens; "
+                                     "try again in a few seconds")
+            if sum(1 for entry in tokens.values() if entry.client is client) >= \
+                    TOKENS_PER_CLIENT:
+                raise denied("busy", f"this client holds {TOKENS_PER_CLIENT} unused tokens; "
+                                     "use them or let them expire")
+            tokens[token] = _Token(service, client, value)
         return token
 
     def take_token(self, payload: Any, kind: str) -> _Token:

@@ -240,6 +240,28 @@ def test_a_bad_stream_token_is_refused_and_counted(server: Any, client: Any) -> 
     assert wait_for(lambda: server.call("p_stats")["refusals"].get("token") == 1, 5)
 
 
+def test_a_peer_hoarding_tickets_cannot_take_other_clients_tokens(server: Any,
+                                                                  client: Any) -> None:
+    """Tickets are cheap to ask for: a raw peer asking for thousands gets TOKENS_PER_CLIENT of
+    them and then refusals ("busy"); nobody else's tokens are evicted, so another client's
+    large value can still be fetched, and the node keeps serving."""
+    from pycos.proxy.server import TOKENS_PER_CLIENT
+
+    peer = RawPeer(server.port)
+    rids = [peer.send("pmod.ticket", encode(("modules",))) for _ in range(5000)]
+    replies = peer.wait(rids)
+    granted = [value for ok, value in replies.values() if ok]
+    refused = [value for ok, value in replies.values() if not ok]
+    assert len(granted) == TOKENS_PER_CLIENT and len(refused) == 5000 - TOKENS_PER_CLIENT
+    assert all(type(v).__name__ == "AccessDenied" and "unused tokens" in str(v)
+               for v in refused[:5])
+    remote_np = proxy("numpy", location=server.location, timeout=10)
+    big = remote_np.ones(1 << 20)  # a large value: its own token, fetched over a stream
+    assert big.shape == (1 << 20,) and float(big.sum()) == 1 << 20
+    assert server.call("p_stats")["refusals"].get("busy", 0) >= 5000 - TOKENS_PER_CLIENT
+    peer.client.close()
+
+
 def test_handles_are_freed_when_the_client_process_dies(node_procs: Any, server: Any) -> None:
     holder = node_procs("--name", "holder", "--secret", SECRET, "--peer",
                         f"{server.addr}:{server.port}")
