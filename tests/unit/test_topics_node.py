@@ -136,7 +136,7 @@ def test_deliver_counts_end_points_and_waits_for_n(make: Callable[..., TopicNode
 def test_join_and_leave_follow_at_once(make: Callable[..., TopicNode]) -> None:
     a, b = make(["A"]), make(["C"])
     a.connect(b)
-    time.sleep(0.05)
+    assert wait(lambda: a.is_connected_to(b))  # linked, yet no shared topic: not paired
     assert not a.paired("A")
     b.join("A")
     assert a.wait_paired("A", 5) and a.status()["pairs"]["A"] == [b.location]
