@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -98,20 +99,27 @@ def _run_both(program: str, ref_python: Path, tmp: Path) -> dict[str, Run]:
         "ours": subprocess.Popen([sys.executable, *_argv(program, ours_dir)], cwd=ours_dir,
                                  env=dict(_isolated_env(), PYTHONPATH=str(REPO)),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 stdin=subprocess.DEVNULL),
+                                 stdin=subprocess.DEVNULL, start_new_session=True),
         "ref": subprocess.Popen([str(ref_python), "-E", "-s", *_argv(program, ref_dir)],
                                 cwd=ref_dir, env=_isolated_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL),
+                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                                start_new_session=True),
     }
     runs = {}
-    for name, proc in procs.items():
-        try:
-            out, err = proc.communicate(timeout=RUN_TIMEOUT[program])
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            err += f"\n[killed: did not end within {RUN_TIMEOUT[program]} s]"
-        runs[name] = _parse(proc.returncode, out, err)
+    try:
+        for name, proc in procs.items():
+            try:
+                out, err = proc.communicate(timeout=RUN_TIMEOUT[program])
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # and any node it started
+                out, err = proc.communicate(timeout=10)
+                err += f"\n[killed: did not end within {RUN_TIMEOUT[program]} s]"
+            runs[name] = _parse(proc.returncode, out, err)
+    finally:
+        for proc in procs.values():  # none outlives the test, whatever happened
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
     return runs
 
 
