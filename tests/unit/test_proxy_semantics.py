@@ -290,14 +290,20 @@ def test_the_gate_lets_size_holders_in_and_queues_the_rest_in_order() -> None:
         gate.enter()
         order.append(k)
 
+    def until(predicate: Any) -> None:
+        deadline = time.monotonic() + 5
+        while not predicate():
+            assert time.monotonic() < deadline, "not true in time"
+            time.sleep(0.001)
+
     threads = [threading.Thread(target=waiter, args=(k,), daemon=True) for k in range(3)]
-    for t in threads:
+    for k, t in enumerate(threads):
         t.start()
-        time.sleep(0.02)
+        until(lambda k=k: len(gate.waiters) == k + 1)  # queued in the order they came
     assert order == []
-    for _ in range(3):
+    for k in range(3):
         gate.leave()
-        time.sleep(0.05)
+        until(lambda k=k: len(order) == k + 1)
     for t in threads:
         t.join(5)
     assert order == [0, 1, 2] and gate.free == 0
