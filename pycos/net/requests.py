@@ -36,11 +36,14 @@ from ..errors import PycosError
 from .limits import escape
 
 __all__ = ["HandlerTable", "RequestContext", "RequestError", "RemoteRequestFailed", "DEFER",
-           "RUN_MODES", "check_kind"]
+           "RUN_MODES", "check_kind", "MAX_BACKLOG"]
 
 logger = logging.getLogger(__name__)
 
 RUN_MODES = ("main", "thread", "service")
+#: Requests of "thread" handlers that may wait for a free handler thread; more are refused as
+#: busy (a peer sending faster than the handlers finish cannot grow the queue without bound).
+MAX_BACKLOG = 1024
 
 
 class RequestError(PycosError):
@@ -187,7 +190,11 @@ class HandlerTable:
         if run == "main":
             _run(fn, ctx, payload)
         elif run == "thread":
-            self.pool().submit(_run, fn, ctx, payload)
+            if not self.pool().submit(_run, fn, ctx, payload):
+                node.stats["rejected_busy"] = node.stats.get("rejected_busy", 0) + 1
+                ctx.fail(RemoteRequestFailed(
+                    f"{node.name} is busy: {MAX_BACKLOG} requests wait for a handler thread; "
+                    "try again later"))
         else:
             lowlevel.call_soon(self.node.service_scheduler(), _run, fn, ctx, payload)
 
@@ -205,9 +212,9 @@ class HandlerTable:
 
 
 class _DaemonPool:
-    """At most ``size`` daemon threads running submitted calls in order of submission. Daemon
-    threads: a handler still running never keeps the process from exiting (a stdlib executor
-    joins its threads at exit)."""
+    """At most ``size`` daemon threads running submitted calls in order of submission, and at
+    most ``MAX_BACKLOG`` calls waiting for one. Daemon threads: a handler still running never
+    keeps the process from exiting (a stdlib executor joins its threads at exit)."""
 
     def __init__(self, size: int, name: str) -> None:
         self.size = size
@@ -215,34 +222,37 @@ class _DaemonPool:
         self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.threads = 0
-        self.idle = 0
+        self.idle = 0  # threads waiting for a job and not yet promised one
         self.stopped = False
 
-    def submit(self, fn: Any, *args: Any) -> None:
-        """Run ``fn(*args)`` on one of the threads (any thread)."""
+    def submit(self, fn: Any, *args: Any) -> bool:
+        """Run ``fn(*args)`` on one of the threads (any thread); False when it was refused
+        (the pool is stopped, or ``MAX_BACKLOG`` calls already wait)."""
         with self.lock:
             if self.stopped:
-                return
-            self.jobs.put((fn, args))
-            if self.idle == 0 and self.threads < self.size:
+                return False
+            if self.idle:
+                self.idle -= 1  # that thread takes this job
+            elif self.threads < self.size:
                 self.threads += 1
-                threading.Thread(target=self._work, name=f"{self.name}-{self.threads}",
-                                 daemon=True).start()
+                threading.Thread(target=self._work, args=((fn, args),),
+                                 name=f"{self.name}-{self.threads}", daemon=True).start()
+                return True
+            elif self.jobs.qsize() >= MAX_BACKLOG:
+                return False
+            self.jobs.put((fn, args))
+            return True
 
-    def _work(self) -> None:
-        while True:
-            with self.lock:
-                self.idle += 1
-            job = self.jobs.get()
-            with self.lock:
-                self.idle -= 1
-            if job is None or self.stopped:
-                return
+    def _work(self, job: Any) -> None:
+        while job is not None and not self.stopped:
             fn, args = job
             try:
                 fn(*args)
             except Exception:  # noqa: BLE001 - the handler wrapper reports its own errors
                 logger.exception("handler thread: unexpected error")
+            with self.lock:
+                self.idle += 1
+            job = self.jobs.get()
 
     def shutdown(self) -> None:
         """Drop queued work and let the threads end."""

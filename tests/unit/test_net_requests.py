@@ -3,6 +3,7 @@ may not make this node raise."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -91,3 +92,42 @@ def test_opening_a_stream_to_a_silent_listener_times_out(node_pair: Any) -> None
         with pytest.raises(OSError):  # socket.timeout: the handshake never came
             a.open_stream(pycos.netpycos.Location("127.0.0.1", port), "upload", 1, timeout=1)
         assert time.monotonic() - started < 5
+
+
+def test_handler_threads_start_for_concurrent_work_and_the_backlog_is_bounded(
+        monkeypatch: Any) -> None:
+    """Two calls submitted at once to a pool with one idle thread run at the same time (the
+    second starts a thread instead of queueing behind the first), and beyond the pool's size
+    at most MAX_BACKLOG calls wait; more are refused."""
+    import threading
+
+    from pycos.net import requests as rq
+
+    pool = rq._DaemonPool(2, "test-pool")
+    first_done = threading.Event()
+    assert pool.submit(first_done.set)
+    assert first_done.wait(5)
+    deadline = time.monotonic() + 5
+    while pool.idle != 1:  # the first thread went back to waiting
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    both = threading.Barrier(2, timeout=5)  # passes only if both calls run at once
+    done: list[int] = []
+    for k in (1, 2):
+        assert pool.submit(lambda k=k: (both.wait(), done.append(k)))
+    deadline = time.monotonic() + 5
+    while len(done) < 2:
+        assert time.monotonic() < deadline, "the two calls did not run at the same time"
+        time.sleep(0.001)
+    monkeypatch.setattr(rq, "MAX_BACKLOG", 3)
+    gate, running = threading.Event(), threading.Semaphore(0)
+
+    def hold() -> None:
+        running.release()
+        gate.wait(5)
+
+    assert pool.submit(hold) and pool.submit(hold)
+    assert running.acquire(timeout=5) and running.acquire(timeout=5)  # both threads busy
+    assert [pool.submit(hold) for _ in range(5)] == [True] * 3 + [False] * 2  # 3 may wait
+    gate.set()
+    pool.shutdown()
