@@ -67,6 +67,9 @@ _STREAM_IDLE = 30.0
 #: After a refused stream, a thread uses requests for this long before trying again.
 _STREAM_RETRY = 5.0
 _OPEN_TIMEOUT = 10.0
+#: Seconds a large value being fetched may go without a byte before the fetch fails
+#: (``PeerLost``); calls themselves may run as long as they need.
+_FETCH_IDLE = 60.0
 _by_node: PerNode[ClientSide] = PerNode()
 
 
@@ -256,6 +259,7 @@ class Session:
         if not (len(reply) == 3 and type(reply[1]) is bytes):
             raise RemoteError("pycos.proxy", f"{self.server} sent a malformed reply")
         stream = self._open(STREAM_FETCH, (self.service, reply[1], DIGESTS))
+        stream.settimeout(_FETCH_IDLE)  # the value is on its way: a long silence is a fault
         self._streams.add(stream)
         try:
             reply = self._receive(stream)
