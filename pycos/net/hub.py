@@ -15,8 +15,9 @@ import threading
 from typing import Any
 
 from ..core import lowlevel
+from ..proto.codec import encode
 
-__all__ = ["Hub", "encoding"]
+__all__ = ["Hub", "encoding", "encode_for"]
 
 _tls = threading.local()
 
@@ -153,6 +154,15 @@ class Hub:
             if node.location == location:
                 return node
         return None
+
+
+def encode_for(node: Any, value: Any) -> bytes:
+    """``value`` encoded for sending by ``node``: local tasks and channels in it become
+    references of that node (which matters when a process hosts several nodes)."""
+    if len(node.hub.nodes) > 1:
+        with encoding(node):
+            return encode(value)
+    return encode(value)
 
 
 def _none() -> Any:

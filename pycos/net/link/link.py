@@ -58,7 +58,7 @@ from ...proto import batch as wire
 from ...proto.codec import decode, encode
 from ...proto.linkinfo import LinkInfo
 from ...proto.wiretypes import decoding
-from ..hub import encoding
+from ..hub import encode_for
 from ..limits import escape
 from ..pending import Pending
 from .liveness import Liveness
@@ -370,10 +370,7 @@ class Link:
     def encode(self, value: Any) -> bytes:
         """``value`` encoded for this peer: local tasks and channels in it become references
         of this link's node (which matters when a process hosts several nodes)."""
-        if len(self.node.hub.nodes) > 1:
-            with encoding(self.node):
-                return encode(value)
-        return encode(value)
+        return encode_for(self.node, value)
 
     def decode(self, payload: bytes | memoryview, what: str) -> Any:
         """The value of a payload from this peer, or raise ``SerializationError`` (counted and

@@ -31,8 +31,7 @@ from ...core.task import Task
 from ...errors import PeerLost, SerializationError
 from ...proto import _w
 from ...proto import batch as wire
-from ...proto.codec import encode
-from ..hub import encoding
+from ..hub import encode_for
 from ..link.link import Link, PeerBusy
 from ..location import Location, PeerStatus
 from ..pending import Pending
@@ -289,12 +288,7 @@ class Router:
         return ref._inc not in self.lost and (ref._inc, ref._tid) not in self.results
 
     def _encode(self, value: Any) -> bytes:
-        if value is None:
-            return b""
-        if len(self.node.hub.nodes) > 1:
-            with encoding(self.node):
-                return encode(value)
-        return encode(value)
+        return b"" if value is None else encode_for(self.node, value)
 
     # ------------------------------------------------------------------ local objects
     def task_reduce(self, task: Task) -> tuple[Any, ...]:
