@@ -229,8 +229,7 @@ class Pycos(metaclass=_SchedulerMeta):
             threading.Thread(target=self.finish, name="pycos-finish", daemon=True).start()
             return
         self.join()
-        self._run_atexit()
-        self.terminate()
+        self.terminate()  # which runs the atexit functions first
 
     def terminate(self) -> None:
         """Stop now: the ``atexit`` functions run, then every task still alive is closed
